@@ -1,0 +1,1 @@
+//! Test kit for weft's cross-crate and property tests.
