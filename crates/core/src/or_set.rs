@@ -223,7 +223,7 @@ impl<T: Element> OrSet<T> {
         }
     }
 
-    /// Drops every live dot in `removed` from elements not in `skip`.
+    /// Drops every live dot in `removed`, whatever element holds it.
     fn drop_removed_everywhere(&mut self, removed: &DotSet) {
         if removed.is_empty() {
             return;
@@ -382,6 +382,11 @@ impl<T: Element> TryFrom<OrSetDeltaRepr<T>> for OrSetDelta<T> {
                     return Err(DecodeError::Invalid("or-set delta names a dot twice"));
                 }
             }
+            if ed.live.iter().any(|&d| r.removed.contains(d)) {
+                return Err(DecodeError::Invalid(
+                    "or-set delta dot both live and removed",
+                ));
+            }
         }
         Ok(OrSetDelta {
             elements: r.elements.into_iter().collect(),
@@ -444,6 +449,24 @@ mod tests {
         b.apply(&a.delta_since(&b.version()));
         assert_eq!(a, b);
         assert_eq!(b.iter().copied().collect::<Vec<_>>(), vec![2, 3]);
+    }
+
+    #[test]
+    fn delta_with_dot_both_live_and_removed_is_rejected() {
+        let d = Dot::new(A, 1);
+        let mut removed = DotSet::new();
+        removed.insert(d);
+        let repr = OrSetDeltaRepr {
+            elements: vec![(
+                7u8,
+                ElementDots {
+                    live: vec![d],
+                    removed: vec![],
+                },
+            )],
+            removed,
+        };
+        assert!(OrSetDelta::try_from(repr).is_err());
     }
 
     #[test]
