@@ -19,7 +19,10 @@ fn converge<T: Crdt + Encode>(kind: u8, base: &T, a: &[u8], b: &[u8])
 where
     T::Delta: Encode,
 {
-    let (Ok(da), Ok(db)) = (decode::<T::Delta>(&framed(kind, a)), decode::<T::Delta>(&framed(kind, b))) else {
+    let (Ok(da), Ok(db)) = (
+        decode::<T::Delta>(&framed(kind, a)),
+        decode::<T::Delta>(&framed(kind, b)),
+    ) else {
         return;
     };
     let mut x = base.clone();
