@@ -1,10 +1,5 @@
 //! Grow-only counter.
 //!
-//! Semantics: the value is the sum of every increment ever made, on any
-//! replica. Each replica owns one entry `(ops, total)`: how many increments it
-//! made and their sum. Join keeps, per replica, the entry with more ops (both
-//! fields only grow, so this is a pointwise maximum).
-//!
 //! Invariant: `total` of an entry never exceeds `u64::MAX`; an increment that
 //! would is refused with [`OverflowError`] and changes nothing.
 
@@ -21,6 +16,13 @@ struct Entry {
 }
 
 /// A grow-only counter.
+///
+/// # Semantics
+///
+/// The value is the sum of every increment ever made, on any
+/// replica. Each replica owns one entry `(ops, total)`: how many increments it
+/// made and their sum. Join keeps, per replica, the entry with more ops (both
+/// fields only grow, so this is a pointwise maximum).
 ///
 /// Two replicas increment offline; after exchanging deltas both read the sum:
 ///

@@ -1,17 +1,5 @@
 //! Map with field-level last-writer-wins merge.
 //!
-//! Semantics: each key is an independent last-writer-wins register, so two
-//! replicas that edit different keys offline both keep their edits (A edits
-//! `title`, B edits `description`: the merged record has both). Writes to the
-//! same key are ordered by `(hybrid logical timestamp, replica)` exactly as in
-//! [`crate::LwwRegister`].
-//!
-//! Removal: `remove(k)` is a write of "absent" to `k` and competes with
-//! concurrent writes by the same order; the later one wins. A removed key keeps
-//! one small entry (timestamp and dot, no value) so that a stale write that
-//! arrives later cannot resurrect it. The cost is bounded by the number of
-//! distinct keys ever used, never by the number of operations.
-//!
 //! Invariant: every entry's dot is in the context.
 
 use crate::codec::{kind, Encode};
@@ -44,6 +32,20 @@ impl<V> Slot<V> {
 }
 
 /// A map whose keys merge independently, each last-writer-wins.
+///
+/// # Semantics
+///
+/// Each key is an independent last-writer-wins register, so two
+/// replicas that edit different keys offline both keep their edits (A edits
+/// `title`, B edits `description`: the merged record has both). Writes to the
+/// same key are ordered by `(hybrid logical timestamp, replica)` exactly as in
+/// [`crate::LwwRegister`].
+///
+/// Removal: `remove(k)` is a write of "absent" to `k` and competes with
+/// concurrent writes by the same order; the later one wins. A removed key keeps
+/// one small entry (timestamp and dot, no value) so that a stale write that
+/// arrives later cannot resurrect it. The cost is bounded by the number of
+/// distinct keys ever used, never by the number of operations.
 ///
 /// ```
 /// use weft_core::{Crdt, LwwMap, ReplicaId};

@@ -1,13 +1,5 @@
 //! Last-writer-wins register.
 //!
-//! Semantics: every write carries a hybrid-logical-clock timestamp; the value
-//! is the write with the greatest `(timestamp, replica)` pair, a total order,
-//! so every replica picks the same winner. A write made after observing the
-//! current value is stamped past it (see [`crate::Hlc`]), so it always wins
-//! over what it saw, whatever the device clocks say; only writes that never
-//! saw each other are decided by the clock. Concurrent writes other than the
-//! winner are discarded: use [`crate::MvRegister`] to keep them.
-//!
 //! Invariant: `version` covers the dot of the current write and of every write
 //! it superseded.
 
@@ -34,6 +26,16 @@ impl<T> Write<T> {
 }
 
 /// A last-writer-wins register.
+///
+/// # Semantics
+///
+/// Every write carries a hybrid-logical-clock timestamp; the value
+/// is the write with the greatest `(timestamp, replica)` pair, a total order,
+/// so every replica picks the same winner. A write made after observing the
+/// current value is stamped past it (see [`crate::Hlc`]), so it always wins
+/// over what it saw, whatever the device clocks say; only writes that never
+/// saw each other are decided by the clock. Concurrent writes other than the
+/// winner are discarded: use [`crate::MvRegister`] to keep them.
 ///
 /// ```
 /// use weft_core::{Crdt, LwwRegister, ReplicaId};

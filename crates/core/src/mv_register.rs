@@ -1,10 +1,5 @@
 //! Multi-value register: concurrent writes are kept side by side.
 //!
-//! Semantics: a write replaces every value its replica has observed. Writes
-//! that did not observe each other are all kept, so an application can show the
-//! conflict and let the user choose; the user's choice is an ordinary write,
-//! which observes all of them and collapses the register to one value.
-//!
 //! Invariant: `values` holds exactly the maximal writes (none observed by
 //! another), sorted by dot; `version` covers their dots and every dot they
 //! superseded.
@@ -16,6 +11,13 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
 
 /// A multi-value register.
+///
+/// # Semantics
+///
+/// A write replaces every value its replica has observed. Writes
+/// that did not observe each other are all kept, so an application can show the
+/// conflict and let the user choose; the user's choice is an ordinary write,
+/// which observes all of them and collapses the register to one value.
 ///
 /// ```
 /// use weft_core::{Crdt, MvRegister, ReplicaId};

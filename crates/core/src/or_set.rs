@@ -1,16 +1,5 @@
 //! Observed-remove set with add-wins semantics (ORSWOT style).
 //!
-//! Semantics: `add(x)` tags `x` with a fresh dot; `remove(x)` removes the dots
-//! of `x` this replica has observed. An element is present while it holds at
-//! least one dot. A remove therefore only cancels the adds it saw: an add
-//! concurrent with a remove survives it (**add wins**).
-//!
-//! Storage: each present element keeps its live dots (normally one); the set
-//! keeps one causal context, a [`DotSet`] of every dot it has seen. A removed
-//! element leaves no entry behind: its dots live on only inside the causal
-//! context, which compresses into per-replica ranges. There are no
-//! per-element tombstones.
-//!
 //! Invariant: every live dot is in the context, each dot belongs to at most
 //! one element, and dot lists are sorted, unique and non-empty.
 
@@ -26,6 +15,19 @@ pub trait Element: Ord + Clone + Debug + Serialize + DeserializeOwned {}
 impl<T: Ord + Clone + Debug + Serialize + DeserializeOwned> Element for T {}
 
 /// An add-wins observed-remove set.
+///
+/// # Semantics
+///
+/// `add(x)` tags `x` with a fresh dot; `remove(x)` removes the dots
+/// of `x` this replica has observed. An element is present while it holds at
+/// least one dot. A remove therefore only cancels the adds it saw: an add
+/// concurrent with a remove survives it (**add wins**).
+///
+/// Storage: each present element keeps its live dots (normally one); the set
+/// keeps one causal context, a [`DotSet`] of every dot it has seen. A removed
+/// element leaves no entry behind: its dots live on only inside the causal
+/// context, which compresses into per-replica ranges. There are no
+/// per-element tombstones.
 ///
 /// ```
 /// use weft_core::{Crdt, OrSet, ReplicaId};

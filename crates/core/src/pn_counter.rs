@@ -1,9 +1,5 @@
 //! Positive-negative counter.
 //!
-//! Semantics: the value is (sum of increments) - (sum of decrements), over
-//! every replica. Each replica owns one entry `(ops, inc, dec)`; join keeps,
-//! per replica, the entry with more ops (all three fields only grow).
-//!
 //! Invariant: `inc` and `dec` of an entry each stay within `u64`; an operation
 //! that would overflow one is refused with [`OverflowError`] and changes
 //! nothing. The value is an `i128`, exact for any reachable state.
@@ -21,6 +17,12 @@ struct Entry {
 }
 
 /// A counter that can go up and down.
+///
+/// # Semantics
+///
+/// The value is (sum of increments) - (sum of decrements), over
+/// every replica. Each replica owns one entry `(ops, inc, dec)`; join keeps,
+/// per replica, the entry with more ops (all three fields only grow).
 ///
 /// ```
 /// use weft_core::{Crdt, PnCounter, ReplicaId};
