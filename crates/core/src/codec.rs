@@ -121,6 +121,10 @@ pub mod kind {
     pub const LWW_MAP: u8 = 8;
     /// [`crate::OrSetDelta`]
     pub const OR_SET_DELTA: u8 = 9;
+    /// [`crate::Text`]
+    pub const TEXT: u8 = 10;
+    /// [`crate::TextDelta`]
+    pub const TEXT_DELTA: u8 = 11;
 }
 
 impl Encode for crate::VersionVector {

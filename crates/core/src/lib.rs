@@ -16,6 +16,7 @@
 //! | [`LwwRegister`] | last writer wins by (hybrid logical clock, replica) |
 //! | [`MvRegister`] | keeps concurrent writes side by side until one supersedes them |
 //! | [`LwwMap`] | keys merge independently, each last-writer-wins |
+//! | [`Text`] | collaborative plain text (Fugue: concurrent runs never interleave) |
 //!
 //! ```
 //! use weft_core::{codec, Crdt, OrSet, ReplicaId};
@@ -47,6 +48,7 @@ mod mv_register;
 mod or_set;
 mod pn_counter;
 mod replica;
+mod text;
 mod version_vector;
 
 pub use crdt::Crdt;
@@ -61,4 +63,5 @@ pub use mv_register::MvRegister;
 pub use or_set::{OrSet, OrSetDelta};
 pub use pn_counter::PnCounter;
 pub use replica::ReplicaId;
+pub use text::{Bias, StablePosition, Text, TextDelta, TextOp};
 pub use version_vector::{Causality, VersionVector};

@@ -1,0 +1,726 @@
+//! Collaborative plain text: a sequence CRDT with Fugue ordering.
+//!
+//! Algorithm: FugueMax (Weidner & Kleppmann, "The Art of the Fugue:
+//! Minimizing Interleaving in Collaborative Text Editing", 2023), integrated
+//! the YjsMod way used by diamond-types: each inserted character records the
+//! ids of its left and right neighbours at insertion time, and concurrent
+//! inserts at one place are ordered so that runs typed concurrently never
+//! interleave (see `integrate.rs`). Deleted characters stay as tombstones so
+//! positions of concurrent ops keep their meaning.
+//!
+//! Ids: every inserted and every deleted character consumes one counter
+//! value of its replica, so a run of typing is a contiguous [`Dot`] range and
+//! [`Crdt::version`] is a plain [`VersionVector`] of op counts.
+//!
+//! Layout: `tree.rs` keeps the document order as run-length encoded spans
+//! in chunks with a visible-length index; `ids.rs` maps op ids to local item
+//! ids and keeps the op log (content in one append-only buffer); the visible
+//! text lives in a rope for fast `to_string` and UTF-16/UTF-8 conversions.
+//!
+//! Invariant: the visible text is a function of the set of applied ops alone;
+//! ops whose dependencies (origins, delete targets, the replica's earlier
+//! ops) have not arrived are buffered and applied once they do; applying an
+//! op twice changes nothing.
+
+mod delta;
+mod events;
+mod ids;
+mod integrate;
+mod position;
+mod span;
+mod tree;
+mod unicode;
+
+pub use delta::TextDelta;
+pub use events::TextOp;
+pub use position::{Bias, StablePosition};
+
+use crate::codec::{kind, Encode};
+use crate::{Crdt, DecodeError, Dot, ReplicaId, VersionVector};
+use delta::{Run, RunOp};
+use events::EventLog;
+use ids::{EntryKind, Ids, Lookup};
+use ropey::Rope;
+use serde::{Deserialize, Serialize};
+use span::{Span, NONE};
+use std::fmt;
+use tree::Tree;
+
+/// A collaboratively edited plain-text document.
+///
+/// Indices are in Unicode scalar values (chars); see [`Text::utf16_to_char`]
+/// and friends for editors that count otherwise.
+///
+/// ```
+/// use weft_core::{Crdt, ReplicaId, Text};
+/// let (ra, rb) = (ReplicaId::new(1), ReplicaId::new(2));
+/// let mut a = Text::new();
+/// let mut b = Text::new();
+/// // Both type at the start of an empty document at the same time.
+/// let da = a.insert(ra, 0, "Hello");
+/// let db = b.insert(rb, 0, "World");
+/// a.apply(&db);
+/// b.apply(&da);
+/// assert_eq!(a, b);
+/// assert_eq!(a.to_string(), "HelloWorld", "runs never interleave");
+/// ```
+#[derive(Clone, Default)]
+pub struct Text {
+    ids: Ids,
+    tree: Tree,
+    rope: Rope,
+    pending: Vec<Run>,
+}
+
+/// What became of one run handed to `apply_run`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Applied,
+    Duplicate,
+    Pending,
+    Invalid,
+}
+
+impl Text {
+    /// The empty document.
+    ///
+    /// ```
+    /// assert!(weft_core::Text::new().is_empty());
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of visible characters (Unicode scalar values).
+    ///
+    /// ```
+    /// use weft_core::{ReplicaId, Text};
+    /// let mut t = Text::new();
+    /// t.insert(ReplicaId::new(1), 0, "né");
+    /// assert_eq!(t.len(), 2);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.rope.len_chars()
+    }
+
+    /// Whether no character is visible.
+    ///
+    /// ```
+    /// assert!(weft_core::Text::new().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of ops received from other replicas but not applied yet,
+    /// because something they depend on has not arrived.
+    ///
+    /// ```
+    /// use weft_core::{Crdt, ReplicaId, Text};
+    /// let r = ReplicaId::new(1);
+    /// let mut a = Text::new();
+    /// let first = a.insert(r, 0, "a");
+    /// let second = a.insert(r, 1, "b");
+    /// let mut b = Text::new();
+    /// b.apply(&second);
+    /// assert_eq!((b.pending_ops(), b.len()), (1, 0));
+    /// b.apply(&first);
+    /// assert_eq!((b.pending_ops(), b.to_string()), (0, "ab".to_string()));
+    /// ```
+    pub fn pending_ops(&self) -> u64 {
+        self.pending.iter().map(Run::len).sum()
+    }
+
+    /// Inserts `s` before char `index` (clamped to the length) as `replica`.
+    ///
+    /// # Panics
+    /// If the document would exceed `u32::MAX - 1` characters ever inserted.
+    ///
+    /// ```
+    /// use weft_core::{ReplicaId, Text};
+    /// let mut t = Text::new();
+    /// t.insert(ReplicaId::new(1), 0, "world");
+    /// t.insert(ReplicaId::new(1), 0, "hello ");
+    /// assert_eq!(t.to_string(), "hello world");
+    /// ```
+    pub fn insert(&mut self, replica: ReplicaId, index: usize, s: &str) -> TextDelta {
+        let n = s.chars().count();
+        if n == 0 {
+            return TextDelta::new();
+        }
+        let n = u32::try_from(n)
+            .ok()
+            .filter(|&n| n < NONE - self.ids.items())
+            .expect("text exceeds u32::MAX characters");
+        let index = index.min(self.len());
+        let cursor = self.tree.gap_after_visible(index as u64);
+        let left = if index == 0 {
+            NONE
+        } else {
+            self.tree.span_at(cursor).item + cursor.offset - 1
+        };
+        let right = self.tree.item_after(cursor);
+        let r = self.ids.replica(replica);
+        let seq = self.ids.replicas[r as usize].next + 1;
+        let item = self.ids.push_insert(r, seq, n, (left, right), s);
+        self.tree.insert(
+            cursor,
+            Span {
+                item,
+                len: n,
+                origin_left: left,
+                origin_right: right,
+                deleted: false,
+            },
+        );
+        self.rope.insert(index, s);
+        TextDelta {
+            runs: vec![Run {
+                id: Dot::new(replica, seq),
+                op: RunOp::Insert {
+                    origin_left: self.ids.dot_opt(left),
+                    origin_right: self.ids.dot_opt(right),
+                    content: s.to_string(),
+                },
+            }],
+        }
+    }
+
+    /// Deletes `len` chars from `index` (both clamped) as `replica`.
+    ///
+    /// ```
+    /// use weft_core::{ReplicaId, Text};
+    /// let mut t = Text::new();
+    /// t.insert(ReplicaId::new(1), 0, "hello world");
+    /// t.delete(ReplicaId::new(1), 5, 100);
+    /// assert_eq!(t.to_string(), "hello");
+    /// ```
+    pub fn delete(&mut self, replica: ReplicaId, index: usize, len: usize) -> TextDelta {
+        let index = index.min(self.len());
+        let mut remaining = len.min(self.len() - index);
+        let mut delta = TextDelta::new();
+        if remaining == 0 {
+            return delta;
+        }
+        let r = self.ids.replica(replica);
+        let mut targets = Vec::new();
+        while remaining > 0 {
+            let c = self.tree.find_visible(index as u64);
+            let s = *self.tree.span_at(c);
+            let take = (s.len - c.offset).min(u32::try_from(remaining).unwrap_or(u32::MAX));
+            self.tree.delete(c, take);
+            self.rope.remove(index..index + take as usize);
+            targets.clear();
+            self.ids
+                .dots_of(s.item + c.offset, take, |dot, n| targets.push((dot, n)));
+            for &(target, n) in &targets {
+                let seq = self.ids.replicas[r as usize].next + 1;
+                let tr = self.ids.replica(target.replica);
+                let kind = EntryKind::Delete {
+                    target: tr,
+                    lo: target.counter,
+                    reversed: false,
+                };
+                self.ids.push_delete(r, seq, n, kind);
+                delta.push(Run {
+                    id: Dot::new(replica, seq),
+                    op: RunOp::Delete {
+                        target,
+                        len: u64::from(n),
+                        reversed: false,
+                    },
+                });
+            }
+            remaining -= take as usize;
+        }
+        delta
+    }
+
+    /// Applies `delta` like [`Crdt::apply`] and returns how the visible text
+    /// changed, as retain/insert/delete ops over the old text (so an editor
+    /// can patch its buffer without diffing). Ops buffered earlier that this
+    /// delta unblocks are included.
+    ///
+    /// ```
+    /// use weft_core::{ReplicaId, Text, TextOp};
+    /// let r = ReplicaId::new(1);
+    /// let mut a = Text::new();
+    /// a.insert(r, 0, "abc");
+    /// let mut b = a.clone();
+    /// let d = a.delete(r, 1, 1);
+    /// assert_eq!(b.apply_with_events(&d), vec![TextOp::Retain(1), TextOp::Delete(1)]);
+    /// ```
+    pub fn apply_with_events(&mut self, delta: &TextDelta) -> Vec<TextOp> {
+        let mut log = EventLog {
+            items_before: self.ids.items(),
+            deleted: Vec::new(),
+        };
+        self.apply_inner(delta, Some(&mut log));
+        let rope = &self.rope;
+        log.finish(&self.tree, |pos, n| rope.slice(pos..pos + n).to_string())
+    }
+
+    /// A position before char `index` (clamped) that follows its
+    /// neighbouring character through concurrent edits.
+    ///
+    /// ```
+    /// use weft_core::{Bias, ReplicaId, Text};
+    /// let r = ReplicaId::new(1);
+    /// let mut t = Text::new();
+    /// t.insert(r, 0, "ac");
+    /// let left = t.anchor(1, Bias::Left);
+    /// let right = t.anchor(1, Bias::Right);
+    /// t.insert(r, 1, "b");
+    /// assert_eq!((t.resolve(&left), t.resolve(&right)), (Some(1), Some(2)));
+    /// ```
+    pub fn anchor(&self, index: usize, bias: Bias) -> StablePosition {
+        let index = index.min(self.len());
+        let item = match bias {
+            Bias::Left if index > 0 => Some(index - 1),
+            Bias::Right if index < self.len() => Some(index),
+            _ => None,
+        };
+        let anchor = item.map(|i| {
+            let c = self.tree.find_visible(i as u64);
+            self.ids.dot(self.tree.span_at(c).item + c.offset)
+        });
+        StablePosition { anchor, bias }
+    }
+
+    /// The current char index of `pos`; a deleted anchor resolves to where
+    /// it was. `None` if the anchor's character has not been received.
+    ///
+    /// ```
+    /// use weft_core::{Bias, ReplicaId, Text};
+    /// let r = ReplicaId::new(1);
+    /// let mut t = Text::new();
+    /// t.insert(r, 0, "abc");
+    /// let p = t.anchor(2, Bias::Left); // after "b"
+    /// t.delete(r, 0, 2);
+    /// assert_eq!(t.resolve(&p), Some(0));
+    /// ```
+    pub fn resolve(&self, pos: &StablePosition) -> Option<usize> {
+        let Some(dot) = pos.anchor else {
+            return Some(match pos.bias {
+                Bias::Left => 0,
+                Bias::Right => self.len(),
+            });
+        };
+        let item = self.ids.item(Some(dot)).ok()?;
+        let c = self.tree.locate(item);
+        let before = self.tree.visible_before(c) as usize;
+        let visible = !self.tree.span_at(c).deleted;
+        Some(match pos.bias {
+            Bias::Left if visible => before + 1,
+            _ => before,
+        })
+    }
+
+    fn apply_inner(&mut self, delta: &TextDelta, mut log: Option<&mut EventLog>) {
+        let mut progressed = false;
+        for run in &delta.runs {
+            match self.apply_run(run, log.as_deref_mut()) {
+                Outcome::Applied => progressed = true,
+                Outcome::Pending => {
+                    if !self.pending.contains(run) {
+                        self.pending.push(run.clone());
+                    }
+                }
+                Outcome::Duplicate | Outcome::Invalid => {}
+            }
+        }
+        while progressed && !self.pending.is_empty() {
+            progressed = false;
+            for run in std::mem::take(&mut self.pending) {
+                match self.apply_run(&run, log.as_deref_mut()) {
+                    Outcome::Applied => progressed = true,
+                    Outcome::Pending => self.pending.push(run),
+                    Outcome::Duplicate | Outcome::Invalid => {}
+                }
+            }
+        }
+    }
+
+    /// Applies the part of `run` not applied yet, if its dependencies are.
+    fn apply_run(&mut self, run: &Run, log: Option<&mut EventLog>) -> Outcome {
+        let known = self.ids.known(run.id.replica);
+        let len = run.len();
+        let Some(last) = run.id.counter.checked_add(len.saturating_sub(1)) else {
+            return Outcome::Invalid;
+        };
+        if run.id.counter == 0 || len == 0 || len > u64::from(u32::MAX) {
+            return Outcome::Invalid;
+        }
+        if last <= known {
+            return Outcome::Duplicate;
+        }
+        if run.id.counter > known + 1 {
+            return Outcome::Pending;
+        }
+        let skip = known + 1 - run.id.counter;
+        let n = (len - skip) as u32;
+        match &run.op {
+            RunOp::Insert {
+                origin_left,
+                origin_right,
+                content,
+            } => {
+                let (left_dot, text) = if skip > 0 {
+                    let byte = content
+                        .char_indices()
+                        .nth(skip as usize)
+                        .map_or(content.len(), |(b, _)| b);
+                    (Some(Dot::new(run.id.replica, known)), &content[byte..])
+                } else {
+                    (*origin_left, content.as_str())
+                };
+                let left = match self.ids.item(left_dot) {
+                    Ok(i) => i,
+                    Err(Lookup::Missing) => return Outcome::Pending,
+                    Err(Lookup::NotAnItem) => return Outcome::Invalid,
+                };
+                let right = match self.ids.item(*origin_right) {
+                    Ok(i) => i,
+                    Err(Lookup::Missing) => return Outcome::Pending,
+                    Err(Lookup::NotAnItem) => return Outcome::Invalid,
+                };
+                if n >= NONE - self.ids.items() {
+                    return Outcome::Invalid;
+                }
+                let r = self.ids.replica(run.id.replica);
+                let item = self.ids.push_insert(r, known + 1, n, (left, right), text);
+                let span = Span {
+                    item,
+                    len: n,
+                    origin_left: left,
+                    origin_right: right,
+                    deleted: false,
+                };
+                let cursor = integrate::place(&self.tree, &self.ids, &span);
+                let pos = self.tree.visible_before(cursor) as usize;
+                self.tree.insert(cursor, span);
+                self.rope.insert(pos, text);
+            }
+            RunOp::Delete {
+                target,
+                len: _,
+                reversed,
+            } => {
+                let lo = if *reversed {
+                    target.counter
+                } else {
+                    target.counter + skip
+                };
+                let Some(tr) = self.ids.find(target.replica) else {
+                    return Outcome::Pending;
+                };
+                let mut ranges = Vec::new();
+                match self
+                    .ids
+                    .items_of(tr, lo, u64::from(n), |i, k| ranges.push((i, k)))
+                {
+                    Ok(()) => {}
+                    Err(Lookup::Missing) => return Outcome::Pending,
+                    Err(Lookup::NotAnItem) => return Outcome::Invalid,
+                }
+                let r = self.ids.replica(run.id.replica);
+                let kind = EntryKind::Delete {
+                    target: tr,
+                    lo,
+                    reversed: *reversed && n > 1,
+                };
+                self.ids.push_delete(r, known + 1, n, kind);
+                let mut log = log;
+                for (item, k) in ranges {
+                    self.delete_items(item, k, log.as_deref_mut());
+                }
+            }
+        }
+        Outcome::Applied
+    }
+
+    /// Marks items `item..item + len` deleted (already deleted ones stay so).
+    fn delete_items(&mut self, mut item: u32, len: u32, mut log: Option<&mut EventLog>) {
+        let end = item + len;
+        while item < end {
+            let c = self.tree.locate(item);
+            let s = *self.tree.span_at(c);
+            let take = (s.len - c.offset).min(end - item);
+            if !s.deleted {
+                let pos = self.tree.visible_before(c) as usize;
+                self.tree.delete(c, take);
+                self.rope.remove(pos..pos + take as usize);
+                if let Some(log) = log.as_deref_mut() {
+                    if item < log.items_before {
+                        let old = take.min(log.items_before - item);
+                        log.deleted.push((item, old));
+                    }
+                }
+            }
+            item += take;
+        }
+    }
+
+    /// The run of `entry` of replica `r` minus its first `skip` ops.
+    fn entry_run(&self, r: usize, e: &ids::Entry, skip: u64) -> Run {
+        let replica = self.ids.replicas[r].id;
+        let id = Dot::new(replica, e.seq + skip);
+        let op = match e.kind {
+            EntryKind::Insert {
+                origin_left,
+                origin_right,
+                content,
+                bytes,
+                ..
+            } => {
+                let text = &self.ids.content[content as usize..(content + bytes) as usize];
+                let byte = text
+                    .char_indices()
+                    .nth(skip as usize)
+                    .map_or(text.len(), |(b, _)| b);
+                RunOp::Insert {
+                    origin_left: if skip > 0 {
+                        Some(Dot::new(replica, e.seq + skip - 1))
+                    } else {
+                        self.ids.dot_opt(origin_left)
+                    },
+                    origin_right: self.ids.dot_opt(origin_right),
+                    content: text[byte..].to_string(),
+                }
+            }
+            EntryKind::Delete {
+                target,
+                lo,
+                reversed,
+            } => {
+                let len = u64::from(e.len) - skip;
+                RunOp::Delete {
+                    target: Dot::new(
+                        self.ids.replicas[target as usize].id,
+                        if reversed { lo } else { lo + skip },
+                    ),
+                    len,
+                    reversed: reversed && len > 1,
+                }
+            }
+        };
+        Run { id, op }
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for chunk in self.rope.chunks() {
+            f.write_str(chunk)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Text")
+            .field("text", &self.to_string())
+            .field("version", &self.version())
+            .field("pending_ops", &self.pending_ops())
+            .finish()
+    }
+}
+
+/// Two texts are equal when they have applied the same ops (and therefore
+/// show the same text); buffered ops are not compared.
+impl PartialEq for Text {
+    fn eq(&self, other: &Self) -> bool {
+        self.version() == other.version() && self.rope == other.rope
+    }
+}
+
+impl Crdt for Text {
+    type Delta = TextDelta;
+
+    fn join(&mut self, other: &Self) {
+        let mut delta = other.delta_since(&self.version());
+        delta.runs.extend(other.pending.iter().cloned());
+        self.apply(&delta);
+    }
+
+    fn apply(&mut self, delta: &TextDelta) {
+        self.apply_inner(delta, None);
+    }
+
+    fn version(&self) -> VersionVector {
+        self.ids
+            .replicas
+            .iter()
+            .filter(|l| l.next > 0)
+            .map(|l| (l.id, l.next))
+            .collect()
+    }
+
+    fn delta_since(&self, since: &VersionVector) -> TextDelta {
+        let seen: Vec<u64> = self.ids.replicas.iter().map(|l| since.get(l.id)).collect();
+        let mut delta = TextDelta::new();
+        if self
+            .ids
+            .replicas
+            .iter()
+            .zip(&seen)
+            .all(|(l, &s)| l.next <= s)
+        {
+            return delta;
+        }
+        for &(r, e) in &self.ids.arrivals {
+            let entry = &self.ids.replicas[r as usize].entries[e as usize];
+            let have = seen[r as usize];
+            if entry.seq + u64::from(entry.len) - 1 <= have {
+                continue;
+            }
+            let skip = have.saturating_sub(entry.seq - 1);
+            delta.push(self.entry_run(r as usize, entry, skip));
+        }
+        delta
+    }
+}
+
+/// Encoded form of a [`Text`]: its op history, then its buffered ops.
+#[derive(Serialize, Deserialize)]
+struct TextRepr {
+    ops: TextDelta,
+    pending: TextDelta,
+}
+
+impl Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        TextRepr {
+            ops: self.delta_since(&VersionVector::new()),
+            pending: TextDelta {
+                runs: self.pending.clone(),
+            },
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let repr = TextRepr::deserialize(deserializer)?;
+        Text::try_from(repr).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<TextRepr> for Text {
+    type Error = DecodeError;
+    fn try_from(repr: TextRepr) -> Result<Self, DecodeError> {
+        let mut text = Text::new();
+        for run in &repr.ops.runs {
+            if text.apply_run(run, None) != Outcome::Applied {
+                return Err(DecodeError::Invalid(
+                    "text history is not a causally ordered, gap-free op log",
+                ));
+            }
+        }
+        text.apply(&repr.pending);
+        Ok(text)
+    }
+}
+
+impl Encode for Text {
+    const KIND: u8 = kind::TEXT;
+    const NAME: &'static str = "Text";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec;
+
+    fn r(n: u64) -> ReplicaId {
+        ReplicaId::new(n)
+    }
+
+    #[test]
+    fn concurrent_runs_at_one_place_do_not_interleave() {
+        let mut base = Text::new();
+        base.insert(r(9), 0, "[]");
+        let mut a = base.clone();
+        let mut b = base.clone();
+        let mut da = TextDelta::new();
+        let mut db = TextDelta::new();
+        for (i, ch) in "abc".chars().enumerate() {
+            da.merge(&a.insert(r(1), 1 + i, &ch.to_string()));
+            db.merge(&b.insert(r(2), 1 + i, &ch.to_string().to_uppercase()));
+        }
+        a.apply(&db);
+        b.apply(&da);
+        assert_eq!(a, b);
+        assert_eq!(a.to_string(), "[abcABC]");
+    }
+
+    #[test]
+    fn reverse_typing_concurrently_does_not_interleave() {
+        // Each replica types its word backwards (always at the same index).
+        let mut a = Text::new();
+        let mut b = Text::new();
+        let mut da = TextDelta::new();
+        let mut db = TextDelta::new();
+        for ch in "cba".chars() {
+            da.merge(&a.insert(r(1), 0, &ch.to_string()));
+        }
+        for ch in "ZYX".chars() {
+            db.merge(&b.insert(r(2), 0, &ch.to_string()));
+        }
+        let (mut a2, mut b2) = (a.clone(), b.clone());
+        a2.apply(&db);
+        b2.apply(&da);
+        assert_eq!(a2, b2);
+        let s = a2.to_string();
+        assert!(s == "abcXYZ" || s == "XYZabc", "{s}");
+    }
+
+    #[test]
+    fn out_of_order_delivery_buffers() {
+        let mut a = Text::new();
+        let d1 = a.insert(r(1), 0, "hello");
+        let d2 = a.delete(r(1), 1, 3);
+        let d3 = a.insert(r(1), 2, "y!");
+        let mut b = Text::new();
+        b.apply(&d3);
+        b.apply(&d2);
+        assert_eq!(b.len(), 0);
+        b.apply(&d1);
+        b.apply(&d1);
+        assert_eq!(b, a);
+        assert_eq!(b.to_string(), "hoy!");
+        assert_eq!(b.pending_ops(), 0);
+    }
+
+    #[test]
+    fn history_round_trips_through_codec() {
+        let mut a = Text::new();
+        a.insert(r(1), 0, "hello world");
+        a.delete(r(1), 0, 6);
+        for i in 0..5 {
+            a.delete(r(2), 4 - i, 1);
+        }
+        a.insert(r(2), 0, "héllo😀");
+        let bytes = codec::encode(&a);
+        let back: Text = codec::decode(&bytes).unwrap();
+        assert_eq!(back, a);
+        assert_eq!(back.to_string(), "héllo😀");
+        let mut c = Text::new();
+        c.apply(&a.delta_since(&VersionVector::new()));
+        assert_eq!(c, a);
+    }
+
+    #[test]
+    fn delta_since_trims_partially_known_runs() {
+        let mut a = Text::new();
+        a.insert(r(1), 0, "abc");
+        let mut b = a.clone();
+        a.insert(r(1), 3, "def");
+        let d = a.delta_since(&b.version());
+        assert_eq!(d.len(), 3);
+        b.apply(&d);
+        assert_eq!(b, a);
+    }
+}

@@ -1,0 +1,43 @@
+//! Replays the sequential editing traces on one `Text` and prints timings.
+//! Run with `cargo run --release -p weft-tests --example replay`.
+
+use std::time::Instant;
+use weft_core::{ReplicaId, Text};
+use weft_tests::traces;
+
+fn main() {
+    let names: Vec<String> = std::env::args().skip(1).collect();
+    let names: Vec<&str> = if names.is_empty() {
+        traces::SEQUENTIAL.to_vec()
+    } else {
+        names.iter().map(String::as_str).collect()
+    };
+    for name in names {
+        let trace = traces::load(name);
+        let ops: usize = trace.txns.iter().map(|t| t.patches.len()).sum();
+        let mut best = f64::MAX;
+        let mut len = 0;
+        for _ in 0..5 {
+            let start = Instant::now();
+            let mut text = Text::new();
+            let r = ReplicaId::new(1);
+            for txn in &trace.txns {
+                for p in &txn.patches {
+                    if p.1 > 0 {
+                        text.delete(r, p.0, p.1);
+                    }
+                    if !p.2.is_empty() {
+                        text.insert(r, p.0, &p.2);
+                    }
+                }
+            }
+            best = best.min(start.elapsed().as_secs_f64());
+            len = text.len();
+            assert_eq!(text.to_string(), trace.end_content);
+        }
+        println!(
+            "{name}: {ops} patches, final length {len}, best of 5: {:.2} ms",
+            best * 1e3
+        );
+    }
+}
