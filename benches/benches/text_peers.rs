@@ -1,5 +1,5 @@
-//! Text CRDTs on real editing traces: weft (when `weft_core::Text` exists)
-//! against yrs, automerge and diamond-types, all in one run.
+//! Text CRDTs on real editing traces: weft's `Text` against yrs, automerge
+//! and diamond-types, all in one run.
 //!
 //! `cargo bench -p weft-benches --bench text_peers` prints markdown tables:
 //! replay time of the sequential traces as local edits (one transaction per
@@ -7,7 +7,7 @@
 //! of the finished document (counting allocator), encoded size and load time,
 //! and the time to merge the concurrent traces.
 //!
-//! Positions in the traces are Unicode code points. automerge and
+//! Positions in the traces are Unicode code points. weft, automerge and
 //! diamond-types index text in code points; yrs is opened with
 //! `OffsetKind::Utf16`, which equals code points because the loader checks the
 //! traces hold only Basic Multilingual Plane characters.
@@ -155,7 +155,7 @@ mod y {
         }
     }
 
-    /// Two-peer replay of a concurrent trace; returns the merged content.
+    /// Replica-per-agent replay of a concurrent trace; returns the merged content.
     pub(crate) fn merge(trace: &ConcTrace, plan: &[Step]) -> String {
         let docs: Vec<Doc> = (0..trace.num_agents).map(|a| doc(a as u64 + 1)).collect();
         let texts: Vec<_> = docs.iter().map(|d| d.get_or_insert_text("text")).collect();
@@ -241,7 +241,7 @@ mod am {
         }
     }
 
-    /// Two-peer replay of a concurrent trace; returns the merged content.
+    /// Replica-per-agent replay of a concurrent trace; returns the merged content.
     pub(crate) fn merge(trace: &ConcTrace, plan: &[Step]) -> String {
         // Every replica starts from the same change creating the text object.
         let first = new_doc(0);
@@ -382,6 +382,83 @@ mod dt {
     }
 }
 
+// ---------------------------------------------------------------- weft
+
+mod wf {
+    use super::*;
+    use weft_core::{codec, Crdt, ReplicaId, Text, TextDelta};
+
+    pub(crate) struct Weft;
+
+    fn edit(t: &mut Text, r: ReplicaId, p: &Patch, out: &mut Vec<TextDelta>) {
+        if p.del > 0 {
+            out.push(t.delete(r, p.pos, p.del));
+        }
+        if !p.ins.is_empty() {
+            out.push(t.insert(r, p.pos, &p.ins));
+        }
+    }
+
+    impl SeqPeer for Weft {
+        type Doc = Text;
+        const NAME: &'static str = "weft";
+
+        fn replay(trace: &SeqTrace) -> Text {
+            let mut t = Text::new();
+            let r = ReplicaId::new(1);
+            for txn in &trace.txns {
+                for p in txn {
+                    // The delta a real editor would ship is made and dropped.
+                    if p.del > 0 {
+                        black_box(t.delete(r, p.pos, p.del));
+                    }
+                    if !p.ins.is_empty() {
+                        black_box(t.insert(r, p.pos, &p.ins));
+                    }
+                }
+            }
+            t
+        }
+
+        fn content(doc: &Text) -> String {
+            doc.to_string()
+        }
+
+        fn encodings(doc: &Text) -> Vec<(&'static str, Vec<u8>)> {
+            vec![("codec::encode", codec::encode(doc))]
+        }
+
+        fn load(_: &str, bytes: &[u8]) -> Text {
+            codec::decode(bytes).expect("weft decode")
+        }
+    }
+
+    /// Replica-per-agent replay of a concurrent trace; returns the merged content.
+    pub(crate) fn merge(trace: &ConcTrace, plan: &[Step]) -> String {
+        let mut docs: Vec<Text> = (0..trace.num_agents).map(|_| Text::new()).collect();
+        let mut deltas: Vec<Vec<TextDelta>> = vec![Vec::new(); trace.txns.len()];
+        for step in plan {
+            match *step {
+                Step::Local { txn } => {
+                    let t = &trace.txns[txn];
+                    let r = ReplicaId::new(t.agent as u64 + 1);
+                    let mut out = Vec::with_capacity(t.patches.len());
+                    for p in &t.patches {
+                        edit(&mut docs[t.agent], r, p, &mut out);
+                    }
+                    deltas[txn] = out;
+                }
+                Step::Deliver { to, txn } => {
+                    for d in &deltas[txn] {
+                        docs[to].apply(d);
+                    }
+                }
+            }
+        }
+        docs[trace.final_agent()].to_string()
+    }
+}
+
 // ---------------------------------------------------------------- report
 
 fn kib(bytes: i64) -> String {
@@ -423,6 +500,7 @@ fn main() {
         );
         let rows = vec![
             measure_seq::<dt::Dt>(&trace, runs),
+            measure_seq::<wf::Weft>(&trace, runs),
             measure_seq::<y::Yrs>(&trace, runs),
             measure_seq::<am::Am>(&trace, runs),
         ];
@@ -462,12 +540,14 @@ fn main() {
             .filter(|s| matches!(s, Step::Deliver { .. }))
             .count();
         println!(
-            "## merge {name}: {} txns by {} agents, {deliveries} deliveries in the two-peer replay\n",
+            "## merge {name}: {} txns by {} agents, {deliveries} deliveries in the replica-per-agent replay\n",
             trace.txns.len(),
             trace.num_agents
         );
         let (dt_total, (content, build, checkout)) = median_time(runs, || dt::merge(&trace));
         assert_eq!(content, trace.end_content, "diamond-types merge {name}");
+        let (weft_t, content) = median_time(runs, || wf::merge(&trace, &plan));
+        assert_eq!(content, trace.end_content, "weft merge {name}");
         let (yrs_t, content) = median_time(runs, || y::merge(&trace, &plan));
         assert_eq!(content, trace.end_content, "yrs merge {name}");
         let (am_t, content) = median_time(am_merge_runs, || am::merge(&trace, &plan));
@@ -483,12 +563,17 @@ fn main() {
             ms(dt_total)
         );
         println!(
-            "| yrs | two-peer replay, v1 update per txn | {} | {} |",
+            "| weft | replica-per-agent replay, deltas per txn | {} | {} |",
+            ms(weft_t),
+            ratio(weft_t.as_secs_f64(), base)
+        );
+        println!(
+            "| yrs | replica-per-agent replay, v1 update per txn | {} | {} |",
             ms(yrs_t),
             ratio(yrs_t.as_secs_f64(), base)
         );
         println!(
-            "| automerge | two-peer replay, one change per txn, deliveries batched (median of {am_merge_runs}) | {} | {} |",
+            "| automerge | replica-per-agent replay, one change per txn, deliveries batched (median of {am_merge_runs}) | {} | {} |",
             ms(am_t),
             ratio(am_t.as_secs_f64(), base)
         );
