@@ -41,7 +41,57 @@ struct Entry {
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GCounter {
+    #[serde(deserialize_with = "deserialize_entries")]
     entries: BTreeMap<ReplicaId, Entry>,
+}
+
+fn deserialize_entries<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<ReplicaId, Entry>, D::Error> {
+    canonical_entries(d, |e: &Entry| e.ops > 0)
+}
+
+/// Deserializes a counter's per-replica entries, rejecting what no replica
+/// writes: replicas not strictly ascending (unsorted or duplicate) and
+/// entries that fail `valid` (no operations). Accepting them would decode
+/// the same counter from several encodings, or a counter whose entry
+/// (`ops == 0` with a non-zero amount) never merges and so never converges.
+pub(crate) fn canonical_entries<'de, D, E>(
+    d: D,
+    valid: fn(&E) -> bool,
+) -> Result<BTreeMap<ReplicaId, E>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    E: Deserialize<'de>,
+{
+    struct Visit<E>(fn(&E) -> bool);
+    impl<'de, E: Deserialize<'de>> serde::de::Visitor<'de> for Visit<E> {
+        type Value = BTreeMap<ReplicaId, E>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("counter entries in strictly ascending replica order")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            let mut prev: Option<ReplicaId> = None;
+            while let Some((r, e)) = map.next_entry::<ReplicaId, E>()? {
+                if prev.is_some_and(|p| p >= r) {
+                    return Err(serde::de::Error::custom(
+                        "counter replicas not strictly ascending",
+                    ));
+                }
+                if !(self.0)(&e) {
+                    return Err(serde::de::Error::custom("counter entry without operations"));
+                }
+                prev = Some(r);
+                out.insert(r, e);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Visit(valid))
 }
 
 impl GCounter {
@@ -125,6 +175,27 @@ mod tests {
         let d = a.delta_since(&v);
         assert_eq!(d.entries.len(), 1);
         assert_eq!(d.contribution(ra), 5);
+    }
+
+    /// Bug found by the property suite: decoding accepted unsorted or
+    /// duplicate replicas and entries with `ops == 0`.
+    #[test]
+    fn decoding_rejects_non_canonical_counter_entries() {
+        let enc = |entries: &[(u64, u64, u64)]| {
+            let pairs: Vec<(u64, (u64, u64))> =
+                entries.iter().map(|&(r, o, t)| (r, (o, t))).collect();
+            let mut out = b"WEFT".to_vec();
+            out.extend([crate::codec::FORMAT_VERSION, kind::G_COUNTER]);
+            out.extend(postcard::to_allocvec(&pairs).unwrap());
+            out
+        };
+        let ok: GCounter = crate::codec::decode(&enc(&[(1, 1, 5), (2, 2, 0)])).unwrap();
+        assert_eq!(ok.value(), 5);
+        let decode = |e: &[(u64, u64, u64)]| crate::codec::decode::<GCounter>(&enc(e));
+        assert!(decode(&[(2, 1, 5), (1, 1, 5)]).is_err(), "unsorted");
+        assert!(decode(&[(1, 1, 5), (1, 2, 6)]).is_err(), "duplicate");
+        assert!(decode(&[(1, 0, 5)]).is_err(), "amount without ops");
+        assert!(decode(&[(1, 0, 0)]).is_err(), "empty entry");
     }
 
     #[test]

@@ -51,10 +51,35 @@ impl<T> Write<T> {
 /// assert_eq!(a, b);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(bound = "T: Serialize + DeserializeOwned")]
+#[serde(try_from = "LwwRepr<T>", bound = "T: Serialize + DeserializeOwned")]
 pub struct LwwRegister<T> {
     current: Option<Write<T>>,
     version: VersionVector,
+}
+
+/// The serialized shape of [`LwwRegister`], validated on the way in.
+#[derive(Deserialize)]
+struct LwwRepr<T> {
+    current: Option<Write<T>>,
+    version: VersionVector,
+}
+
+impl<T> TryFrom<LwwRepr<T>> for LwwRegister<T> {
+    type Error = crate::DecodeError;
+    fn try_from(r: LwwRepr<T>) -> Result<Self, crate::DecodeError> {
+        match &r.current {
+            Some(w) if !r.version.contains(w.dot) => Err(crate::DecodeError::Invalid(
+                "lww-register write outside its version",
+            )),
+            None if !r.version.is_empty() => Err(crate::DecodeError::Invalid(
+                "lww-register version without a write",
+            )),
+            _ => Ok(LwwRegister {
+                current: r.current,
+                version: r.version,
+            }),
+        }
+    }
 }
 
 impl<T> Default for LwwRegister<T> {
@@ -147,6 +172,29 @@ impl<T: Clone + Debug + PartialEq + Serialize + DeserializeOwned> Encode for Lww
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bug found by the property suite: decoding accepted a current write
+    /// whose dot is outside the version (and a version with no write), a
+    /// state no replica reaches and that `delta_since` would never ship.
+    #[test]
+    fn decoding_rejects_write_outside_version() {
+        let (ra, rb) = (ReplicaId::new(1), ReplicaId::new(2));
+        let mut good = LwwRegister::new();
+        good.set(ra, 7u8, 100);
+        let bytes = crate::codec::encode(&good);
+        assert_eq!(
+            crate::codec::decode::<LwwRegister<u8>>(&bytes),
+            Ok(good.clone())
+        );
+        let mut outside = good.clone();
+        outside.current.as_mut().unwrap().dot = Dot::new(rb, 1);
+        let bytes = crate::codec::encode(&outside);
+        assert!(crate::codec::decode::<LwwRegister<u8>>(&bytes).is_err());
+        let mut no_write = good;
+        no_write.current = None;
+        let bytes = crate::codec::encode(&no_write);
+        assert!(crate::codec::decode::<LwwRegister<u8>>(&bytes).is_err());
+    }
 
     #[test]
     fn concurrent_writes_pick_max_timestamp_then_replica() {

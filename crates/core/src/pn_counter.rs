@@ -37,7 +37,14 @@ struct Entry {
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PnCounter {
+    #[serde(deserialize_with = "deserialize_entries")]
     entries: BTreeMap<ReplicaId, Entry>,
+}
+
+fn deserialize_entries<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<ReplicaId, Entry>, D::Error> {
+    crate::g_counter::canonical_entries(d, |e: &Entry| e.ops > 0)
 }
 
 impl PnCounter {
@@ -131,6 +138,25 @@ impl Encode for PnCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bug found by the property suite: decoding accepted unsorted or
+    /// duplicate replicas and entries with `ops == 0`.
+    #[test]
+    fn decoding_rejects_non_canonical_counter_entries() {
+        let enc = |entries: &[(u64, u64, u64, u64)]| {
+            let pairs: Vec<(u64, (u64, u64, u64))> =
+                entries.iter().map(|&(r, o, i, d)| (r, (o, i, d))).collect();
+            let mut out = b"WEFT".to_vec();
+            out.extend([crate::codec::FORMAT_VERSION, kind::PN_COUNTER]);
+            out.extend(postcard::to_allocvec(&pairs).unwrap());
+            out
+        };
+        let decode = |e: &[(u64, u64, u64, u64)]| crate::codec::decode::<PnCounter>(&enc(e));
+        assert_eq!(decode(&[(1, 2, 5, 1), (3, 1, 0, 4)]).unwrap().value(), 0);
+        assert!(decode(&[(3, 1, 0, 4), (1, 2, 5, 1)]).is_err(), "unsorted");
+        assert!(decode(&[(1, 2, 5, 1), (1, 2, 5, 1)]).is_err(), "duplicate");
+        assert!(decode(&[(1, 0, 0, 7)]).is_err(), "amount without ops");
+    }
 
     #[test]
     fn overflow_is_an_error_in_both_directions() {
