@@ -1,2 +1,5 @@
 //! Test kit for weft's cross-crate and property tests.
+pub mod laws;
+pub mod sim;
+pub mod subjects;
 pub mod traces;
