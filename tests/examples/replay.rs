@@ -12,12 +12,17 @@ fn main() {
     } else {
         names.iter().map(String::as_str).collect()
     };
+    // REPLAY_ITERS=0 measures loading alone (for CPU-time subtraction).
+    let iters: usize = std::env::var("REPLAY_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     for name in names {
         let trace = traces::load(name);
         let ops: usize = trace.txns.iter().map(|t| t.patches.len()).sum();
         let mut best = f64::MAX;
         let mut len = 0;
-        for _ in 0..5 {
+        for _ in 0..iters {
             let start = Instant::now();
             let mut text = Text::new();
             let r = ReplicaId::new(1);
@@ -36,7 +41,7 @@ fn main() {
             assert_eq!(text.to_string(), trace.end_content);
         }
         println!(
-            "{name}: {ops} patches, final length {len}, best of 5: {:.2} ms",
+            "{name}: {ops} patches, final length {len}, best of {iters}: {:.2} ms",
             best * 1e3
         );
     }

@@ -84,6 +84,11 @@ pub(super) struct Ids {
     pub(super) arrivals: Vec<(u32, u32)>,
     /// Inserted text, in application order.
     pub(super) content: String,
+    /// The replica looked up last (a cache: local typing repeats it).
+    last_replica: Option<(ReplicaId, u32)>,
+    /// The item whose dot was looked up last through [`Ids::dot_cached`]
+    /// (typing keeps the same right origin).
+    last_dot: Option<(u32, Dot)>,
 }
 
 impl Ids {
@@ -94,7 +99,13 @@ impl Ids {
 
     /// The index of `id`, creating its log.
     pub(super) fn replica(&mut self, id: ReplicaId) -> u32 {
+        if let Some(&(last, r)) = self.last_replica.as_ref() {
+            if last == id {
+                return r;
+            }
+        }
         if let Some(&r) = self.index.get(&id) {
+            self.last_replica = Some((id, r));
             return r;
         }
         let r = self.replicas.len() as u32;
@@ -172,14 +183,35 @@ impl Ids {
         Ok(())
     }
 
+    /// The index of the item run holding `item` (the last run is checked
+    /// first: it is where typing happens).
+    fn run_index(&self, item: u32) -> usize {
+        match self.item_runs.last() {
+            Some(last) if last.item <= item => self.item_runs.len() - 1,
+            _ => self.item_runs.partition_point(|r| r.item + r.len <= item),
+        }
+    }
+
     /// The op id of local item `item`.
     pub(super) fn dot(&self, item: u32) -> Dot {
-        let i = self.item_runs.partition_point(|r| r.item + r.len <= item);
+        let i = self.run_index(item);
         let run = self.item_runs[i.min(self.item_runs.len() - 1)];
         Dot::new(
             self.replicas[run.replica as usize].id,
             run.seq + u64::from(item - run.item),
         )
+    }
+
+    /// [`Ids::dot_opt`] with a one-entry cache.
+    pub(super) fn dot_cached(&mut self, item: u32) -> Option<Dot> {
+        match self.last_dot {
+            Some((i, dot)) if i == item => Some(dot),
+            _ => {
+                let dot = self.dot_opt(item)?;
+                self.last_dot = Some((item, dot));
+                Some(dot)
+            }
+        }
     }
 
     /// The op id of `item`, `None` for [`NONE`].
@@ -191,7 +223,7 @@ impl Ids {
     /// run of consecutive seqs of one replica.
     pub(super) fn dots_of(&self, mut item: u32, len: u32, mut f: impl FnMut(Dot, u32)) {
         let end = item + len;
-        let mut i = self.item_runs.partition_point(|r| r.item + r.len <= item);
+        let mut i = self.run_index(item);
         while item < end {
             let run = self.item_runs[i];
             let n = (run.item + run.len).min(end) - item;

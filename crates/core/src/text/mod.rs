@@ -179,7 +179,7 @@ impl Text {
                 id: Dot::new(replica, seq),
                 op: RunOp::Insert {
                     origin_left: self.ids.dot_opt(left),
-                    origin_right: self.ids.dot_opt(right),
+                    origin_right: self.ids.dot_cached(right),
                     content: s.to_string(),
                 },
             }],
@@ -205,7 +205,7 @@ impl Text {
         let r = self.ids.replica(replica);
         let mut targets = Vec::new();
         while remaining > 0 {
-            let c = self.tree.find_visible(index as u64);
+            let c = self.tree.find_visible_hinted(index as u64);
             let s = *self.tree.span_at(c);
             let take = (s.len - c.offset).min(u32::try_from(remaining).unwrap_or(u32::MAX));
             self.tree.delete(c, take);

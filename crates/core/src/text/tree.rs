@@ -38,6 +38,9 @@ pub(super) struct Tree {
     fenwick: Vec<i64>,
     chunk_of: Vec<u32>,
     visible: u64,
+    /// The chunk of the last local edit and the visible length before it
+    /// (kept exact by every update; `None` after a chunk split).
+    hint: Option<(usize, u64)>,
 }
 
 impl Default for Tree {
@@ -50,6 +53,7 @@ impl Default for Tree {
             fenwick: vec![0, 0],
             chunk_of: Vec::new(),
             visible: 0,
+            hint: None,
         }
     }
 }
@@ -186,10 +190,29 @@ impl Tree {
         (pos.min(n - 1), before)
     }
 
+    /// [`Tree::find_visible`], remembering the chunk for the next call
+    /// (edits cluster, so the Fenwick search is usually skipped).
+    pub(super) fn find_visible_hinted(&mut self, index: u64) -> Cursor {
+        let (rank, before) = match self.hint {
+            Some((rank, before))
+                if index >= before
+                    && index - before < self.chunk_visible[self.order[rank] as usize] =>
+            {
+                (rank, before)
+            }
+            _ => self.find_rank(index),
+        };
+        self.hint = Some((rank, before));
+        self.find_in_chunk(rank, index - before)
+    }
+
     /// The cursor at visible character `index` (`index < len`).
     pub(super) fn find_visible(&self, index: u64) -> Cursor {
         let (rank, before) = self.find_rank(index);
-        let mut rem = index - before;
+        self.find_in_chunk(rank, index - before)
+    }
+
+    fn find_in_chunk(&self, rank: usize, mut rem: u64) -> Cursor {
         for (i, s) in self.spans(rank).iter().enumerate() {
             let v = u64::from(s.visible());
             if rem < v {
@@ -206,11 +229,11 @@ impl Tree {
     }
 
     /// The gap right after visible character `index - 1` (the start for 0).
-    pub(super) fn gap_after_visible(&self, index: u64) -> Cursor {
+    pub(super) fn gap_after_visible(&mut self, index: u64) -> Cursor {
         if index == 0 {
             return self.start();
         }
-        let mut c = self.find_visible(index - 1);
+        let mut c = self.find_visible_hinted(index - 1);
         c.offset += 1;
         c
     }
@@ -248,6 +271,11 @@ impl Tree {
         self.chunk_visible[chunk] = (self.chunk_visible[chunk] as i64 + delta) as u64;
         self.visible = (self.visible as i64 + delta) as u64;
         self.fenwick_add(rank, delta);
+        if let Some((hint, before)) = &mut self.hint {
+            if rank < *hint {
+                *before = (*before as i64 + delta) as u64;
+            }
+        }
     }
 
     /// Inserts the new items of `new` (the next unplaced ids) at gap `c`.
@@ -331,6 +359,7 @@ impl Tree {
             self.rank[self.order[r] as usize] = r as u32;
         }
         self.fenwick_rebuild();
+        self.hint = None;
     }
 
     /// All spans in document order.
