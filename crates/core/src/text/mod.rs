@@ -27,6 +27,7 @@ mod events;
 mod ids;
 mod integrate;
 mod position;
+mod rope;
 mod span;
 mod tree;
 mod unicode;
@@ -40,7 +41,7 @@ use crate::{Crdt, DecodeError, Dot, ReplicaId, VersionVector};
 use delta::{Run, RunOp};
 use events::EventLog;
 use ids::{EntryKind, Ids, Lookup};
-use ropey::Rope;
+use rope::{Metric, Rope};
 use serde::{Deserialize, Serialize};
 use span::{Span, NONE};
 use std::fmt;
@@ -100,7 +101,7 @@ impl Text {
     /// assert_eq!(t.len(), 2);
     /// ```
     pub fn len(&self) -> usize {
-        self.rope.len_chars()
+        self.rope.len(Metric::Chars)
     }
 
     /// Whether no character is visible.
@@ -209,7 +210,7 @@ impl Text {
             let s = *self.tree.span_at(c);
             let take = (s.len - c.offset).min(u32::try_from(remaining).unwrap_or(u32::MAX));
             self.tree.delete(c, take);
-            self.rope.remove(index..index + take as usize);
+            self.rope.remove(index, index + take as usize);
             targets.clear();
             self.ids
                 .dots_of(s.item + c.offset, take, |dot, n| targets.push((dot, n)));
@@ -257,7 +258,7 @@ impl Text {
         };
         self.apply_inner(delta, Some(&mut log));
         let rope = &self.rope;
-        log.finish(&self.tree, |pos, n| rope.slice(pos..pos + n).to_string())
+        log.finish(&self.tree, |pos, n| rope.slice(pos, n))
     }
 
     /// A position before char `index` (clamped) that follows its
@@ -449,7 +450,7 @@ impl Text {
             if !s.deleted {
                 let pos = self.tree.visible_before(c) as usize;
                 self.tree.delete(c, take);
-                self.rope.remove(pos..pos + take as usize);
+                self.rope.remove(pos, pos + take as usize);
                 if let Some(log) = log.as_deref_mut() {
                     if item < log.items_before {
                         let old = take.min(log.items_before - item);
