@@ -557,7 +557,7 @@ fn main() {
         println!("| peer | method | merge ms | vs DT |");
         println!("|---|---|---:|---:|");
         println!(
-            "| diamond-types | one oplog, ops at recorded parents ({} ms) + checkout_tip ({} ms) | {} | 1.00× |",
+            "| diamond-types | one oplog, ops at recorded parents ({} ms) + checkout_tip ({} ms) (phases: last run) | {} | 1.00× |",
             ms(build),
             ms(checkout),
             ms(dt_total)
