@@ -8,8 +8,9 @@
 //!
 //! Invariant: each replica's entries are sorted by `seq`, contiguous from 1
 //! and non-overlapping; `item_runs` is sorted by item and covers `0..items`;
-//! `arrivals` lists every entry once, in the order it was applied, so
-//! replaying entries in that order satisfies every causal dependency.
+//! entries' `arrival` numbers are unique and increase in the order the
+//! entries were applied, so replaying entries in that order satisfies every
+//! causal dependency (an entry only grows while it is the latest one).
 
 use super::span::NONE;
 use crate::{Dot, ReplicaId};
@@ -22,6 +23,8 @@ pub(super) struct Entry {
     pub(super) seq: u64,
     /// Number of ops (characters).
     pub(super) len: u32,
+    /// Application order among all entries of all replicas.
+    pub(super) arrival: u32,
     /// What the ops did.
     pub(super) kind: EntryKind,
 }
@@ -80,8 +83,10 @@ pub(super) struct Ids {
     index: HashMap<ReplicaId, u32>,
     item_runs: Vec<ItemRun>,
     items: u32,
-    /// `(replica, entry)` in application order.
-    pub(super) arrivals: Vec<(u32, u32)>,
+    /// Entries created so far (the next `arrival` number).
+    arrivals: u32,
+    /// `(replica, entry)` of the latest entry.
+    last_entry: Option<(u32, u32)>,
     /// Inserted text, in application order.
     pub(super) content: String,
     /// The replica looked up last (a cache: local typing repeats it).
@@ -89,6 +94,8 @@ pub(super) struct Ids {
     /// The item whose dot was looked up last through [`Ids::dot_cached`]
     /// (typing keeps the same right origin).
     last_dot: Option<(u32, Dot)>,
+    /// The item run [`Ids::dots_of`] used last.
+    run_hint: usize,
 }
 
 impl Ids {
@@ -221,9 +228,14 @@ impl Ids {
 
     /// Calls `f(dot, len)` for the items `item..item + len`, one call per
     /// run of consecutive seqs of one replica.
-    pub(super) fn dots_of(&self, mut item: u32, len: u32, mut f: impl FnMut(Dot, u32)) {
+    /// (Remembers the run for the next call: deletes cluster.)
+    pub(super) fn dots_of(&mut self, mut item: u32, len: u32, mut f: impl FnMut(Dot, u32)) {
         let end = item + len;
-        let mut i = self.run_index(item);
+        let mut i = match self.item_runs.get(self.run_hint) {
+            Some(r) if r.item <= item && item < r.item + r.len => self.run_hint,
+            _ => self.run_index(item),
+        };
+        self.run_hint = i;
         while item < end {
             let run = self.item_runs[i];
             let n = (run.item + run.len).min(end) - item;
@@ -237,18 +249,19 @@ impl Ids {
         }
     }
 
-    fn push_entry(&mut self, r: u32, entry: Entry) {
+    fn push_entry(&mut self, r: u32, mut entry: Entry) {
         let log = &mut self.replicas[r as usize];
         log.next = entry.seq + u64::from(entry.len) - 1;
-        let last_arrival = self.arrivals.last().copied();
         let idx = log.entries.len().wrapping_sub(1) as u32;
         if let Some(prev) = log.entries.last_mut() {
-            if last_arrival == Some((r, idx)) && extend(prev, &entry) {
+            if self.last_entry == Some((r, idx)) && extend(prev, &entry) {
                 return;
             }
         }
+        entry.arrival = self.arrivals;
+        self.arrivals += 1;
         log.entries.push(entry);
-        self.arrivals.push((r, (log.entries.len() - 1) as u32));
+        self.last_entry = Some((r, (log.entries.len() - 1) as u32));
     }
 
     /// Records inserted ops `seq..seq + len` of replica `r` (which must be
@@ -283,6 +296,7 @@ impl Ids {
         let entry = Entry {
             seq,
             len,
+            arrival: 0,
             kind: EntryKind::Insert {
                 item,
                 origin_left: origins.0,
@@ -297,7 +311,15 @@ impl Ids {
 
     /// Records deleted ops `seq..seq + len` of replica `r`.
     pub(super) fn push_delete(&mut self, r: u32, seq: u64, len: u32, kind: EntryKind) {
-        self.push_entry(r, Entry { seq, len, kind });
+        self.push_entry(
+            r,
+            Entry {
+                seq,
+                len,
+                arrival: 0,
+                kind,
+            },
+        );
     }
 }
 

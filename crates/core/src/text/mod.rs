@@ -559,25 +559,26 @@ impl Crdt for Text {
     }
 
     fn delta_since(&self, since: &VersionVector) -> TextDelta {
-        let seen: Vec<u64> = self.ids.replicas.iter().map(|l| since.get(l.id)).collect();
-        let mut delta = TextDelta::new();
-        if self
-            .ids
-            .replicas
-            .iter()
-            .zip(&seen)
-            .all(|(l, &s)| l.next <= s)
-        {
-            return delta;
-        }
-        for &(r, e) in &self.ids.arrivals {
-            let entry = &self.ids.replicas[r as usize].entries[e as usize];
-            let have = seen[r as usize];
-            if entry.seq + u64::from(entry.len) - 1 <= have {
+        // The entries `since` lacks, per replica by binary search, then
+        // merged into application order (which is causal order).
+        let mut picks: Vec<(u32, usize, usize, u64)> = Vec::new();
+        for (r, log) in self.ids.replicas.iter().enumerate() {
+            let have = since.get(log.id);
+            if log.next <= have {
                 continue;
             }
-            let skip = have.saturating_sub(entry.seq - 1);
-            delta.push(self.entry_run(r as usize, entry, skip));
+            let first = log
+                .entries
+                .partition_point(|e| e.seq + u64::from(e.len) - 1 <= have);
+            for (i, e) in log.entries.iter().enumerate().skip(first) {
+                picks.push((e.arrival, r, i, have.saturating_sub(e.seq - 1)));
+            }
+        }
+        picks.sort_unstable_by_key(|p| p.0);
+        let mut delta = TextDelta::new();
+        for (_, r, i, skip) in picks {
+            let entry = &self.ids.replicas[r].entries[i];
+            delta.push(self.entry_run(r, entry, skip));
         }
         delta
     }
