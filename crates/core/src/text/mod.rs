@@ -44,6 +44,7 @@ use ids::{EntryKind, Ids, Lookup};
 use rope::{Metric, Rope};
 use serde::{Deserialize, Serialize};
 use span::{Span, NONE};
+use std::collections::BTreeMap;
 use std::fmt;
 use tree::Tree;
 
@@ -70,7 +71,9 @@ pub struct Text {
     ids: Ids,
     tree: Tree,
     rope: Rope,
-    pending: Vec<Run>,
+    /// Buffered runs, keyed by the op they wait for: `(replica, counter)`
+    /// means "until `counter` ops of `replica` have been applied".
+    pending: BTreeMap<ReplicaId, BTreeMap<u64, Vec<Run>>>,
 }
 
 /// What became of one run handed to `apply_run`.
@@ -78,7 +81,8 @@ pub struct Text {
 enum Outcome {
     Applied,
     Duplicate,
-    Pending,
+    /// Waits until this op (and so all earlier ops of its replica) arrives.
+    Pending(Dot),
     Invalid,
 }
 
@@ -129,7 +133,12 @@ impl Text {
     /// assert_eq!((b.pending_ops(), b.to_string()), (0, "ab".to_string()));
     /// ```
     pub fn pending_ops(&self) -> u64 {
-        self.pending.iter().map(Run::len).sum()
+        self.pending_runs().map(Run::len).sum()
+    }
+
+    /// Every buffered run, in a deterministic order.
+    fn pending_runs(&self) -> impl Iterator<Item = &Run> + '_ {
+        self.pending.values().flat_map(|m| m.values().flatten())
     }
 
     /// Inserts `s` before char `index` (clamped to the length) as `replica`.
@@ -318,27 +327,49 @@ impl Text {
     }
 
     fn apply_inner(&mut self, delta: &TextDelta, mut log: Option<&mut EventLog>) {
-        let mut progressed = false;
+        let mut woken = Vec::new();
         for run in &delta.runs {
-            match self.apply_run(run, log.as_deref_mut()) {
-                Outcome::Applied => progressed = true,
-                Outcome::Pending => {
-                    if !self.pending.contains(run) {
-                        self.pending.push(run.clone());
+            self.try_run(run, None, log.as_deref_mut(), &mut woken);
+        }
+        while let Some(run) = woken.pop() {
+            self.try_run(&run, Some(&run), log.as_deref_mut(), &mut woken);
+        }
+    }
+
+    /// Applies `run` or buffers it under the op it waits for; after an
+    /// apply, moves the runs that waited for it to `woken`. `owned` avoids
+    /// a clone when the caller already owns the run.
+    fn try_run(
+        &mut self,
+        run: &Run,
+        owned: Option<&Run>,
+        log: Option<&mut EventLog>,
+        woken: &mut Vec<Run>,
+    ) {
+        match self.apply_run(run, log) {
+            Outcome::Applied => {
+                let known = self.ids.known(run.id.replica);
+                if let Some(waiting) = self.pending.get_mut(&run.id.replica) {
+                    let later = waiting.split_off(&(known + 1));
+                    let ready = std::mem::replace(waiting, later);
+                    woken.extend(ready.into_values().flatten());
+                    if waiting.is_empty() {
+                        self.pending.remove(&run.id.replica);
                     }
                 }
-                Outcome::Duplicate | Outcome::Invalid => {}
             }
-        }
-        while progressed && !self.pending.is_empty() {
-            progressed = false;
-            for run in std::mem::take(&mut self.pending) {
-                match self.apply_run(&run, log.as_deref_mut()) {
-                    Outcome::Applied => progressed = true,
-                    Outcome::Pending => self.pending.push(run),
-                    Outcome::Duplicate | Outcome::Invalid => {}
+            Outcome::Pending(need) => {
+                let bucket = self
+                    .pending
+                    .entry(need.replica)
+                    .or_default()
+                    .entry(need.counter)
+                    .or_default();
+                if !bucket.contains(run) {
+                    bucket.push(owned.unwrap_or(run).clone());
                 }
             }
+            Outcome::Duplicate | Outcome::Invalid => {}
         }
     }
 
@@ -356,7 +387,7 @@ impl Text {
             return Outcome::Duplicate;
         }
         if run.id.counter > known + 1 {
-            return Outcome::Pending;
+            return Outcome::Pending(Dot::new(run.id.replica, run.id.counter - 1));
         }
         let skip = known + 1 - run.id.counter;
         let n = (len - skip) as u32;
@@ -375,15 +406,18 @@ impl Text {
                 } else {
                     (*origin_left, content.as_str())
                 };
-                let left = match self.ids.item(left_dot) {
-                    Ok(i) => i,
-                    Err(Lookup::Missing) => return Outcome::Pending,
-                    Err(Lookup::NotAnItem) => return Outcome::Invalid,
+                let resolve = |dot: Option<Dot>| match self.ids.item(dot) {
+                    Ok(i) => Ok(i),
+                    Err(Lookup::Missing) => Err(dot.map_or(Outcome::Invalid, Outcome::Pending)),
+                    Err(Lookup::NotAnItem) => Err(Outcome::Invalid),
                 };
-                let right = match self.ids.item(*origin_right) {
+                let left = match resolve(left_dot) {
                     Ok(i) => i,
-                    Err(Lookup::Missing) => return Outcome::Pending,
-                    Err(Lookup::NotAnItem) => return Outcome::Invalid,
+                    Err(outcome) => return outcome,
+                };
+                let right = match resolve(*origin_right) {
+                    Ok(i) => i,
+                    Err(outcome) => return outcome,
                 };
                 if n >= NONE - self.ids.items() {
                     return Outcome::Invalid;
@@ -412,8 +446,9 @@ impl Text {
                 } else {
                     target.counter + skip
                 };
+                let need = Dot::new(target.replica, lo + u64::from(n) - 1);
                 let Some(tr) = self.ids.find(target.replica) else {
-                    return Outcome::Pending;
+                    return Outcome::Pending(need);
                 };
                 let mut ranges = Vec::new();
                 match self
@@ -421,7 +456,7 @@ impl Text {
                     .items_of(tr, lo, u64::from(n), |i, k| ranges.push((i, k)))
                 {
                     Ok(()) => {}
-                    Err(Lookup::Missing) => return Outcome::Pending,
+                    Err(Lookup::Missing) => return Outcome::Pending(need),
                     Err(Lookup::NotAnItem) => return Outcome::Invalid,
                 }
                 let r = self.ids.replica(run.id.replica);
@@ -541,7 +576,7 @@ impl Crdt for Text {
 
     fn join(&mut self, other: &Self) {
         let mut delta = other.delta_since(&self.version());
-        delta.runs.extend(other.pending.iter().cloned());
+        delta.runs.extend(other.pending_runs().cloned());
         self.apply(&delta);
     }
 
@@ -596,7 +631,7 @@ impl Serialize for Text {
         TextRepr {
             ops: self.delta_since(&VersionVector::new()),
             pending: TextDelta {
-                runs: self.pending.clone(),
+                runs: self.pending_runs().cloned().collect(),
             },
         }
         .serialize(serializer)
@@ -694,6 +729,35 @@ mod tests {
         assert_eq!(b, a);
         assert_eq!(b.to_string(), "hoy!");
         assert_eq!(b.pending_ops(), 0);
+    }
+
+    #[test]
+    fn reverse_delivery_of_a_long_history_is_buffered_efficiently() {
+        let mut a = Text::new();
+        let mut b = Text::new();
+        let mut deltas = Vec::new();
+        for i in 0..3000usize {
+            let (text, r) = if i % 2 == 0 { (&mut a, 1) } else { (&mut b, 2) };
+            let d = if i % 7 == 6 {
+                text.delete(ReplicaId::new(r), i % 5, 1)
+            } else {
+                text.insert(ReplicaId::new(r), i % (text.len() + 1), "xy")
+            };
+            // Each op is seen by the other replica before its next edit.
+            if r == 1 {
+                b.apply(&d);
+            } else {
+                a.apply(&d);
+            }
+            deltas.push(d);
+        }
+        let mut c = Text::new();
+        for d in deltas.iter().rev() {
+            c.apply(d);
+        }
+        assert_eq!(c.pending_ops(), 0);
+        assert_eq!(c, a);
+        assert_eq!(a, b);
     }
 
     #[test]
