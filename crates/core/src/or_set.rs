@@ -275,12 +275,15 @@ impl<T: Element> Crdt for OrSet<T> {
     }
 
     fn delta_since(&self, since: &VersionVector) -> OrSetDelta<T> {
-        let mut removed = self.context.clone();
+        let mut all_live: Vec<Dot> = self.entries.values().flatten().copied().collect();
+        all_live.sort_unstable();
+        let mut live_set = DotSet::new();
+        for d in all_live {
+            live_set.insert(d); // sorted input: each insert appends or extends
+        }
+        let removed = self.context.difference(&live_set);
         let mut elements = BTreeMap::new();
         for (value, dots) in &self.entries {
-            for &d in dots {
-                removed.remove(d);
-            }
             let live: Vec<Dot> = dots
                 .iter()
                 .copied()
