@@ -22,6 +22,7 @@
 //! ops) have not arrived are buffered and applied once they do; applying an
 //! op twice changes nothing.
 
+mod apply;
 mod delta;
 mod events;
 mod ids;
@@ -38,9 +39,10 @@ pub use position::{Bias, StablePosition};
 
 use crate::codec::{kind, Encode};
 use crate::{Crdt, DecodeError, Dot, ReplicaId, VersionVector};
+use apply::Outcome;
 use delta::{Run, RunOp};
 use events::EventLog;
-use ids::{EntryKind, Ids, Lookup};
+use ids::{EntryKind, Ids};
 use rope::{Metric, Rope};
 use serde::{Deserialize, Serialize};
 use span::{Span, NONE};
@@ -74,16 +76,6 @@ pub struct Text {
     /// Buffered runs, keyed by the op they wait for: `(replica, counter)`
     /// means "until `counter` ops of `replica` have been applied".
     pending: BTreeMap<ReplicaId, BTreeMap<u64, Vec<Run>>>,
-}
-
-/// What became of one run handed to `apply_run`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Outcome {
-    Applied,
-    Duplicate,
-    /// Waits until this op (and so all earlier ops of its replica) arrives.
-    Pending(Dot),
-    Invalid,
 }
 
 impl Text {
@@ -324,223 +316,6 @@ impl Text {
             Bias::Left if visible => before + 1,
             _ => before,
         })
-    }
-
-    fn apply_inner(&mut self, delta: &TextDelta, mut log: Option<&mut EventLog>) {
-        let mut woken = Vec::new();
-        for run in &delta.runs {
-            self.try_run(run, None, log.as_deref_mut(), &mut woken);
-        }
-        while let Some(run) = woken.pop() {
-            self.try_run(&run, Some(&run), log.as_deref_mut(), &mut woken);
-        }
-    }
-
-    /// Applies `run` or buffers it under the op it waits for; after an
-    /// apply, moves the runs that waited for it to `woken`. `owned` avoids
-    /// a clone when the caller already owns the run.
-    fn try_run(
-        &mut self,
-        run: &Run,
-        owned: Option<&Run>,
-        log: Option<&mut EventLog>,
-        woken: &mut Vec<Run>,
-    ) {
-        match self.apply_run(run, log) {
-            Outcome::Applied => {
-                let known = self.ids.known(run.id.replica);
-                if let Some(waiting) = self.pending.get_mut(&run.id.replica) {
-                    let later = waiting.split_off(&(known + 1));
-                    let ready = std::mem::replace(waiting, later);
-                    woken.extend(ready.into_values().flatten());
-                    if waiting.is_empty() {
-                        self.pending.remove(&run.id.replica);
-                    }
-                }
-            }
-            Outcome::Pending(need) => {
-                let bucket = self
-                    .pending
-                    .entry(need.replica)
-                    .or_default()
-                    .entry(need.counter)
-                    .or_default();
-                if !bucket.contains(run) {
-                    bucket.push(owned.unwrap_or(run).clone());
-                }
-            }
-            Outcome::Duplicate | Outcome::Invalid => {}
-        }
-    }
-
-    /// Applies the part of `run` not applied yet, if its dependencies are.
-    fn apply_run(&mut self, run: &Run, log: Option<&mut EventLog>) -> Outcome {
-        let known = self.ids.known(run.id.replica);
-        let len = run.len();
-        let Some(last) = run.id.counter.checked_add(len.saturating_sub(1)) else {
-            return Outcome::Invalid;
-        };
-        if run.id.counter == 0 || len == 0 || len > u64::from(u32::MAX) {
-            return Outcome::Invalid;
-        }
-        if last <= known {
-            return Outcome::Duplicate;
-        }
-        if run.id.counter > known + 1 {
-            return Outcome::Pending(Dot::new(run.id.replica, run.id.counter - 1));
-        }
-        let skip = known + 1 - run.id.counter;
-        let n = (len - skip) as u32;
-        match &run.op {
-            RunOp::Insert {
-                origin_left,
-                origin_right,
-                content,
-            } => {
-                let (left_dot, text) = if skip > 0 {
-                    let byte = content
-                        .char_indices()
-                        .nth(skip as usize)
-                        .map_or(content.len(), |(b, _)| b);
-                    (Some(Dot::new(run.id.replica, known)), &content[byte..])
-                } else {
-                    (*origin_left, content.as_str())
-                };
-                let resolve = |dot: Option<Dot>| match self.ids.item(dot) {
-                    Ok(i) => Ok(i),
-                    Err(Lookup::Missing) => Err(dot.map_or(Outcome::Invalid, Outcome::Pending)),
-                    Err(Lookup::NotAnItem) => Err(Outcome::Invalid),
-                };
-                let left = match resolve(left_dot) {
-                    Ok(i) => i,
-                    Err(outcome) => return outcome,
-                };
-                let right = match resolve(*origin_right) {
-                    Ok(i) => i,
-                    Err(outcome) => return outcome,
-                };
-                if n >= NONE - self.ids.items() {
-                    return Outcome::Invalid;
-                }
-                let r = self.ids.replica(run.id.replica);
-                let item = self.ids.push_insert(r, known + 1, n, (left, right), text);
-                let span = Span {
-                    item,
-                    len: n,
-                    origin_left: left,
-                    origin_right: right,
-                    deleted: false,
-                };
-                let cursor = integrate::place(&self.tree, &self.ids, &span);
-                let pos = self.tree.visible_before(cursor) as usize;
-                self.tree.insert(cursor, span);
-                self.rope.insert(pos, text);
-            }
-            RunOp::Delete {
-                target,
-                len: _,
-                reversed,
-            } => {
-                let lo = if *reversed {
-                    target.counter
-                } else {
-                    target.counter + skip
-                };
-                let need = Dot::new(target.replica, lo + u64::from(n) - 1);
-                let Some(tr) = self.ids.find(target.replica) else {
-                    return Outcome::Pending(need);
-                };
-                let mut ranges = Vec::new();
-                match self
-                    .ids
-                    .items_of(tr, lo, u64::from(n), |i, k| ranges.push((i, k)))
-                {
-                    Ok(()) => {}
-                    Err(Lookup::Missing) => return Outcome::Pending(need),
-                    Err(Lookup::NotAnItem) => return Outcome::Invalid,
-                }
-                let r = self.ids.replica(run.id.replica);
-                let kind = EntryKind::Delete {
-                    target: tr,
-                    lo,
-                    reversed: *reversed && n > 1,
-                };
-                self.ids.push_delete(r, known + 1, n, kind);
-                let mut log = log;
-                for (item, k) in ranges {
-                    self.delete_items(item, k, log.as_deref_mut());
-                }
-            }
-        }
-        Outcome::Applied
-    }
-
-    /// Marks items `item..item + len` deleted (already deleted ones stay so).
-    fn delete_items(&mut self, mut item: u32, len: u32, mut log: Option<&mut EventLog>) {
-        let end = item + len;
-        while item < end {
-            let c = self.tree.locate(item);
-            let s = *self.tree.span_at(c);
-            let take = (s.len - c.offset).min(end - item);
-            if !s.deleted {
-                let pos = self.tree.visible_before(c) as usize;
-                self.tree.delete(c, take);
-                self.rope.remove(pos, pos + take as usize);
-                if let Some(log) = log.as_deref_mut() {
-                    if item < log.items_before {
-                        let old = take.min(log.items_before - item);
-                        log.deleted.push((item, old));
-                    }
-                }
-            }
-            item += take;
-        }
-    }
-
-    /// The run of `entry` of replica `r` minus its first `skip` ops.
-    fn entry_run(&self, r: usize, e: &ids::Entry, skip: u64) -> Run {
-        let replica = self.ids.replicas[r].id;
-        let id = Dot::new(replica, e.seq + skip);
-        let op = match e.kind {
-            EntryKind::Insert {
-                origin_left,
-                origin_right,
-                content,
-                bytes,
-                ..
-            } => {
-                let text = &self.ids.content[content as usize..(content + bytes) as usize];
-                let byte = text
-                    .char_indices()
-                    .nth(skip as usize)
-                    .map_or(text.len(), |(b, _)| b);
-                RunOp::Insert {
-                    origin_left: if skip > 0 {
-                        Some(Dot::new(replica, e.seq + skip - 1))
-                    } else {
-                        self.ids.dot_opt(origin_left)
-                    },
-                    origin_right: self.ids.dot_opt(origin_right),
-                    content: text[byte..].to_string(),
-                }
-            }
-            EntryKind::Delete {
-                target,
-                lo,
-                reversed,
-            } => {
-                let len = u64::from(e.len) - skip;
-                RunOp::Delete {
-                    target: Dot::new(
-                        self.ids.replicas[target as usize].id,
-                        if reversed { lo } else { lo + skip },
-                    ),
-                    len,
-                    reversed: reversed && len > 1,
-                }
-            }
-        };
-        Run { id, op }
     }
 }
 
