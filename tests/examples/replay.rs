@@ -2,7 +2,7 @@
 //! Run with `cargo run --release -p weft-tests --example replay`.
 
 use std::time::Instant;
-use weft_core::{ReplicaId, Text};
+use weft_core::{codec, ReplicaId, Text};
 use weft_tests::traces;
 
 fn main() {
@@ -22,6 +22,7 @@ fn main() {
         let ops: usize = trace.txns.iter().map(|t| t.patches.len()).sum();
         let mut best = f64::MAX;
         let mut len = 0;
+        let mut last = Text::new();
         for _ in 0..iters {
             let start = Instant::now();
             let mut text = Text::new();
@@ -39,10 +40,24 @@ fn main() {
             best = best.min(start.elapsed().as_secs_f64());
             len = text.len();
             assert_eq!(text.to_string(), trace.end_content);
+            last = text;
         }
         println!(
             "{name}: {ops} patches, final length {len}, best of {iters}: {:.2} ms",
             best * 1e3
+        );
+        let start = Instant::now();
+        let bytes = codec::encode(&last);
+        let encoded = start.elapsed();
+        let start = Instant::now();
+        let back: Text = codec::decode(&bytes).expect("own encoding decodes");
+        let decoded = start.elapsed();
+        assert_eq!(back, last);
+        println!(
+            "  encoded state: {} bytes (encode {:.2} ms, decode {:.2} ms)",
+            bytes.len(),
+            encoded.as_secs_f64() * 1e3,
+            decoded.as_secs_f64() * 1e3
         );
     }
 }
