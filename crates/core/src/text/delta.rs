@@ -7,7 +7,8 @@
 //! were deleted right to left, as backspace does).
 //!
 //! Encoding: replica ids are written once, in a table, and runs refer to
-//! them by index. Invariant (checked when decoding): table entries are
+//! them by index; counters are written as small differences (see
+//! `DeltaRepr`). Invariant (checked when decoding): table entries are
 //! unique, indices are in range, counters start at 1, runs are non-empty,
 //! no id range overflows `u64` and no run exceeds `u32::MAX` characters.
 
@@ -189,12 +190,19 @@ impl TextDelta {
 }
 
 /// Encoded form: a replica table and runs that index into it.
+///
+/// Counters are written relative to what the reader can predict, as
+/// zigzag-encoded wrapping differences (small numbers are one varint byte):
+/// a run's first seq relative to the end of the previous run of the same
+/// replica in this delta (1 for its first run), and every origin or delete
+/// target counter relative to the run's own first seq.
 #[derive(Serialize, Deserialize)]
 struct DeltaRepr {
     replicas: Vec<ReplicaId>,
     runs: Vec<RunRepr>,
 }
 
+/// `(replica index, relative counter)`.
 type IdRepr = (u32, u64);
 
 #[derive(Serialize, Deserialize)]
@@ -217,44 +225,63 @@ enum OpRepr {
     },
 }
 
+/// Zigzag encoding of a wrapping difference (bijective on `u64`).
+fn zigzag(d: u64) -> u64 {
+    let d = d as i64;
+    ((d << 1) ^ (d >> 63)) as u64
+}
+
+fn unzigzag(z: u64) -> u64 {
+    ((z >> 1) as i64 ^ -((z & 1) as i64)) as u64
+}
+
 impl From<TextDelta> for DeltaRepr {
     fn from(d: TextDelta) -> Self {
         let mut replicas = Vec::new();
+        let mut expected: Vec<u64> = Vec::new();
         let mut index: HashMap<ReplicaId, u32> = HashMap::new();
-        let mut id = |dot: Dot| -> IdRepr {
-            let i = *index.entry(dot.replica).or_insert_with(|| {
-                replicas.push(dot.replica);
+        let mut slot = |replica: ReplicaId, expected: &mut Vec<u64>| -> u32 {
+            *index.entry(replica).or_insert_with(|| {
+                replicas.push(replica);
+                expected.push(1);
                 (replicas.len() - 1) as u32
-            });
-            (i, dot.counter)
-        };
-        let runs = d
-            .runs
-            .into_iter()
-            .map(|run| RunRepr {
-                id: id(run.id),
-                op: match run.op {
-                    RunOp::Insert {
-                        origin_left,
-                        origin_right,
-                        content,
-                    } => OpRepr::Insert {
-                        left: origin_left.map(&mut id),
-                        right: origin_right.map(&mut id),
-                        content,
-                    },
-                    RunOp::Delete {
-                        target,
-                        len,
-                        reversed,
-                    } => OpRepr::Delete {
-                        target: id(target),
-                        len,
-                        reversed,
-                    },
-                },
             })
-            .collect();
+        };
+        let mut runs = Vec::with_capacity(d.runs.len());
+        for run in d.runs {
+            let len = run.len();
+            let seq = run.id.counter;
+            let r = slot(run.id.replica, &mut expected);
+            let id = (r, zigzag(seq.wrapping_sub(expected[r as usize])));
+            expected[r as usize] = seq.wrapping_add(len);
+            let mut rel = |dot: Dot| -> IdRepr {
+                (
+                    slot(dot.replica, &mut expected),
+                    zigzag(seq.wrapping_sub(dot.counter)),
+                )
+            };
+            let op = match run.op {
+                RunOp::Insert {
+                    origin_left,
+                    origin_right,
+                    content,
+                } => OpRepr::Insert {
+                    left: origin_left.map(&mut rel),
+                    right: origin_right.map(&mut rel),
+                    content,
+                },
+                RunOp::Delete {
+                    target,
+                    len,
+                    reversed,
+                } => OpRepr::Delete {
+                    target: rel(target),
+                    len,
+                    reversed,
+                },
+            };
+            runs.push(RunRepr { id, op });
+        }
         DeltaRepr { replicas, runs }
     }
 }
@@ -268,14 +295,20 @@ impl TryFrom<DeltaRepr> for TextDelta {
         if sorted.len() != repr.replicas.len() {
             return Err(DecodeError::Invalid("text delta: duplicate replica"));
         }
-        let dot = |(i, counter): IdRepr| -> Result<Dot, DecodeError> {
-            let replica = *repr.replicas.get(i as usize).ok_or(DecodeError::Invalid(
-                "text delta: replica index out of range",
-            ))?;
-            if counter == 0 {
+        let mut expected = vec![1u64; repr.replicas.len()];
+        let replica = |i: u32| -> Result<ReplicaId, DecodeError> {
+            repr.replicas
+                .get(i as usize)
+                .copied()
+                .ok_or(DecodeError::Invalid(
+                    "text delta: replica index out of range",
+                ))
+        };
+        let nonzero = |dot: Dot| -> Result<Dot, DecodeError> {
+            if dot.counter == 0 {
                 return Err(DecodeError::Invalid("text delta: counter 0"));
             }
-            Ok(Dot::new(replica, counter))
+            Ok(dot)
         };
         let span_ok = |start: u64, len: u64| -> Result<(), DecodeError> {
             if len == 0 {
@@ -288,15 +321,21 @@ impl TryFrom<DeltaRepr> for TextDelta {
         };
         let mut runs = Vec::with_capacity(repr.runs.len());
         for r in repr.runs {
-            let id = dot(r.id)?;
+            let who = replica(r.id.0)?;
+            let slot = &mut expected[r.id.0 as usize];
+            let seq = slot.wrapping_add(unzigzag(r.id.1));
+            let id = nonzero(Dot::new(who, seq))?;
+            let abs = |(i, z): IdRepr| -> Result<Dot, DecodeError> {
+                nonzero(Dot::new(replica(i)?, seq.wrapping_sub(unzigzag(z))))
+            };
             let op = match r.op {
                 OpRepr::Insert {
                     left,
                     right,
                     content,
                 } => RunOp::Insert {
-                    origin_left: left.map(dot).transpose()?,
-                    origin_right: right.map(dot).transpose()?,
+                    origin_left: left.map(abs).transpose()?,
+                    origin_right: right.map(abs).transpose()?,
                     content,
                 },
                 OpRepr::Delete {
@@ -304,7 +343,7 @@ impl TryFrom<DeltaRepr> for TextDelta {
                     len,
                     reversed,
                 } => {
-                    let target = dot(target)?;
+                    let target = abs(target)?;
                     span_ok(target.counter, len)?;
                     RunOp::Delete {
                         target,
@@ -314,7 +353,9 @@ impl TryFrom<DeltaRepr> for TextDelta {
                 }
             };
             let run = Run { id, op };
-            span_ok(id.counter, run.len())?;
+            let len = run.len();
+            span_ok(seq, len)?;
+            expected[r.id.0 as usize] = seq.wrapping_add(len);
             runs.push(run);
         }
         Ok(TextDelta { runs })
@@ -338,15 +379,29 @@ mod tests {
         postcard::to_extend(&repr, out).unwrap()
     }
 
+    /// The relative id of the first run of replica 0 at absolute `seq`.
+    fn first(seq: u64) -> IdRepr {
+        (0, zigzag(seq.wrapping_sub(1)))
+    }
+
     fn insert(seq: u64, content: &str) -> RunRepr {
         RunRepr {
-            id: (0, seq),
+            id: first(seq),
             op: OpRepr::Insert {
                 left: None,
                 right: None,
                 content: content.into(),
             },
         }
+    }
+
+    #[test]
+    fn zigzag_round_trips_and_keeps_small_numbers_small() {
+        for d in [0u64, 1, 2, u64::MAX, u64::MAX - 1, 1 << 63, 12345] {
+            assert_eq!(unzigzag(zigzag(d)), d);
+        }
+        assert_eq!(zigzag(1u64.wrapping_neg()), 1);
+        assert_eq!(zigzag(1), 2);
     }
 
     #[test]
@@ -377,9 +432,9 @@ mod tests {
             DeltaRepr {
                 replicas: r.clone(),
                 runs: vec![RunRepr {
-                    id: (1, 1),
+                    id: (1, 0),
                     op: OpRepr::Delete {
-                        target: (0, 1),
+                        target: (0, 0),
                         len: 1,
                         reversed: false,
                     },
@@ -388,9 +443,9 @@ mod tests {
             DeltaRepr {
                 replicas: r.clone(),
                 runs: vec![RunRepr {
-                    id: (0, 1),
+                    id: first(1),
                     op: OpRepr::Delete {
-                        target: (0, 1),
+                        target: (0, 0),
                         len: 0,
                         reversed: false,
                     },
@@ -399,9 +454,9 @@ mod tests {
             DeltaRepr {
                 replicas: r,
                 runs: vec![RunRepr {
-                    id: (0, 1),
+                    id: first(1),
                     op: OpRepr::Delete {
-                        target: (0, 1),
+                        target: (0, 0),
                         len: 1 << 40,
                         reversed: false,
                     },
