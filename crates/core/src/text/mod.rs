@@ -12,10 +12,17 @@
 //! value of its replica, so a run of typing is a contiguous [`Dot`] range and
 //! [`Crdt::version`] is a plain [`VersionVector`] of op counts.
 //!
+//! Semantics: concurrent runs typed at the same place end up one after the
+//! other, never interleaved; when two runs are true siblings (same left and
+//! right origin) the one from the smaller replica id goes first. Deleting a
+//! character that is already deleted is a no-op; an insert next to a
+//! concurrently deleted character still lands where it was typed.
+//!
 //! Layout: `tree.rs` keeps the document order as run-length encoded spans
 //! in chunks with a visible-length index; `ids.rs` maps op ids to local item
-//! ids and keeps the op log (content in one append-only buffer); the visible
-//! text lives in a rope for fast `to_string` and UTF-16/UTF-8 conversions.
+//! ids and keeps the op log (content in one append-only buffer); `apply.rs`
+//! applies and buffers remote runs, `integrate.rs` places them; the visible
+//! text lives in `rope.rs`, indexed by chars, UTF-16 units and bytes.
 //!
 //! Invariant: the visible text is a function of the set of applied ops alone;
 //! ops whose dependencies (origins, delete targets, the replica's earlier
