@@ -28,6 +28,64 @@ pub(super) struct Cursor {
     pub(super) offset: u32,
 }
 
+/// Item -> chunk map: two bytes per item while the arena has at most
+/// `u16::MAX + 1` chunks (any document under about a million spans), four
+/// after that.
+#[derive(Clone, Debug)]
+enum ChunkIndex {
+    Small(Vec<u16>),
+    Large(Vec<u32>),
+}
+
+impl Default for ChunkIndex {
+    fn default() -> Self {
+        ChunkIndex::Small(Vec::new())
+    }
+}
+
+impl ChunkIndex {
+    fn len(&self) -> usize {
+        match self {
+            ChunkIndex::Small(v) => v.len(),
+            ChunkIndex::Large(v) => v.len(),
+        }
+    }
+
+    fn get(&self, item: u32) -> usize {
+        match self {
+            ChunkIndex::Small(v) => usize::from(v[item as usize]),
+            ChunkIndex::Large(v) => v[item as usize] as usize,
+        }
+    }
+
+    fn widen_for(&mut self, chunk: usize) {
+        if let ChunkIndex::Small(v) = self {
+            if chunk > usize::from(u16::MAX) {
+                *self = ChunkIndex::Large(v.iter().map(|&c| u32::from(c)).collect());
+            }
+        }
+    }
+
+    /// Appends `n` items living in `chunk`.
+    fn push(&mut self, n: u32, chunk: usize) {
+        self.widen_for(chunk);
+        match self {
+            ChunkIndex::Small(v) => v.resize(v.len() + n as usize, chunk as u16),
+            ChunkIndex::Large(v) => v.resize(v.len() + n as usize, chunk as u32),
+        }
+    }
+
+    /// Records that items `start..end` now live in `chunk`.
+    fn set(&mut self, start: u32, end: u32, chunk: usize) {
+        self.widen_for(chunk);
+        let range = start as usize..end as usize;
+        match self {
+            ChunkIndex::Small(v) => v[range].fill(chunk as u16),
+            ChunkIndex::Large(v) => v[range].fill(chunk as u32),
+        }
+    }
+}
+
 /// Spans in document order with a visible-length index.
 #[derive(Clone, Debug)]
 pub(super) struct Tree {
@@ -36,7 +94,7 @@ pub(super) struct Tree {
     order: Vec<u32>,
     rank: Vec<u32>,
     fenwick: Vec<i64>,
-    chunk_of: Vec<u32>,
+    chunk_of: ChunkIndex,
     visible: u64,
     /// The chunk of the last local edit and the visible length before it
     /// (kept exact by every update; `None` after a chunk split).
@@ -51,7 +109,7 @@ impl Default for Tree {
             order: vec![0],
             rank: vec![0],
             fenwick: vec![0, 0],
-            chunk_of: Vec::new(),
+            chunk_of: ChunkIndex::default(),
             visible: 0,
             hint: None,
         }
@@ -119,7 +177,7 @@ impl Tree {
 
     /// Where `item` is (the cursor points at it).
     pub(super) fn locate(&self, item: u32) -> Cursor {
-        let chunk = self.chunk_of[item as usize] as usize;
+        let chunk = self.chunk_of.get(item);
         let rank = self.rank[chunk] as usize;
         let spans = &self.chunks[chunk];
         let span = spans
@@ -300,8 +358,7 @@ impl Tree {
             spans.insert(at, new);
         }
         let too_big = spans.len() > MAX_SPANS;
-        self.chunk_of
-            .resize(self.chunk_of.len() + new.len as usize, chunk as u32);
+        self.chunk_of.push(new.len, chunk);
         self.add_visible(c.rank, i64::from(new.visible()));
         if too_big {
             self.split_chunk(c.rank);
@@ -346,9 +403,7 @@ impl Tree {
         let new_id = self.chunks.len() as u32;
         let moved_visible: u64 = moved.iter().map(|s| u64::from(s.visible())).sum();
         for s in &moved {
-            for slot in &mut self.chunk_of[s.item as usize..s.end() as usize] {
-                *slot = new_id;
-            }
+            self.chunk_of.set(s.item, s.end(), new_id as usize);
         }
         self.chunks.push(moved);
         self.chunk_visible[chunk] -= moved_visible;
@@ -383,6 +438,21 @@ mod tests {
             origin_right: NONE,
             deleted: false,
         }
+    }
+
+    #[test]
+    fn chunk_index_widens_past_u16() {
+        let mut ix = ChunkIndex::default();
+        ix.push(3, 7);
+        ix.set(1, 2, 65_535);
+        assert!(matches!(ix, ChunkIndex::Small(_)));
+        ix.push(2, 70_000);
+        assert!(matches!(ix, ChunkIndex::Large(_)));
+        assert_eq!(
+            (0..5).map(|i| ix.get(i)).collect::<Vec<_>>(),
+            [7, 65_535, 7, 70_000, 70_000]
+        );
+        assert_eq!(ix.len(), 5);
     }
 
     #[test]
