@@ -125,6 +125,10 @@ pub mod kind {
     pub const TEXT: u8 = 10;
     /// [`crate::TextDelta`]
     pub const TEXT_DELTA: u8 = 11;
+    /// A document update ([`crate::Doc::diff`], [`crate::doc::Transaction::commit`])
+    pub const DOC_UPDATE: u8 = 12;
+    /// A document snapshot ([`crate::Doc::save`])
+    pub const DOC_SNAPSHOT: u8 = 13;
 }
 
 impl Encode for crate::VersionVector {

@@ -58,3 +58,74 @@ pub enum DecodeError {
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
 #[error("counter overflow: the operation would exceed the 64-bit range")]
 pub struct OverflowError;
+
+/// Why a document operation failed. The document is unchanged whenever one
+/// of these is returned.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DocError {
+    /// The name already holds a value of another kind.
+    #[error("`{path}` holds a {found}, not a {expected}")]
+    TypeMismatch {
+        /// Where.
+        path: String,
+        /// The kind asked for.
+        expected: crate::doc::Kind,
+        /// The kind present.
+        found: crate::doc::Kind,
+    },
+    /// A text position past the end.
+    #[error("index {index} is out of range for `{path}` of length {len}")]
+    IndexOutOfRange {
+        /// Which text.
+        path: String,
+        /// The index given (end of the range for deletes).
+        index: usize,
+        /// The text's length at that point of the transaction.
+        len: usize,
+    },
+    /// A counter would overflow.
+    #[error("`{path}`: {source}")]
+    Overflow {
+        /// Which counter.
+        path: String,
+        /// The overflow.
+        source: OverflowError,
+    },
+    /// A stored scalar is not a valid value of the type asked for.
+    #[error("`{path}` does not hold values of the requested type: {reason}")]
+    ValueType {
+        /// Where.
+        path: String,
+        /// The decoder's message.
+        reason: String,
+    },
+    /// A value could not be serialized.
+    #[error("could not serialize a value for `{path}`: {reason}")]
+    Serialize {
+        /// Where.
+        path: String,
+        /// The encoder's message.
+        reason: String,
+    },
+    /// Bytes from a peer or disk did not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The buffer of updates waiting for missing dependencies is full; the
+    /// update was not kept and must be sent again once the gap is filled.
+    #[error("pending buffer full ({updates} updates, {bytes} bytes); update refused")]
+    PendingFull {
+        /// Updates already waiting.
+        updates: usize,
+        /// Their size in bytes.
+        bytes: usize,
+    },
+    /// A key or path over the document's limits.
+    #[error("`{path}` exceeds the document's limits: {reason}")]
+    Limit {
+        /// Where.
+        path: String,
+        /// Which limit.
+        reason: &'static str,
+    },
+}

@@ -37,6 +37,7 @@
 
 pub mod codec;
 mod crdt;
+pub mod doc;
 mod dot;
 mod dot_set;
 mod error;
@@ -52,9 +53,10 @@ mod text;
 mod version_vector;
 
 pub use crdt::Crdt;
+pub use doc::Doc;
 pub use dot::Dot;
 pub use dot_set::DotSet;
-pub use error::{DecodeError, OverflowError};
+pub use error::{DecodeError, DocError, OverflowError};
 pub use g_counter::GCounter;
 pub use hlc::{wall_clock_ms, ClockSkew, Hlc, HlcTimestamp};
 pub use lww_map::LwwMap;

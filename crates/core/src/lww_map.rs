@@ -144,6 +144,12 @@ impl<K: Key, V: Value> LwwMap<K, V> {
             .filter_map(|(k, s)| s.value.as_ref().map(|v| (k, v)))
     }
 
+    /// Every key with an entry, present or removed, in order (a delta's keys
+    /// are exactly the keys it changes).
+    pub fn entry_keys(&self) -> impl Iterator<Item = &K> {
+        self.entries.keys()
+    }
+
     /// Number of present keys.
     pub fn len(&self) -> usize {
         self.iter().count()

@@ -90,6 +90,13 @@ impl PnCounter {
         Ok(delta)
     }
 
+    /// What `replica` has added and subtracted in total: `(inc, dec)`.
+    pub fn contribution(&self, replica: ReplicaId) -> (u64, u64) {
+        self.entries
+            .get(&replica)
+            .map_or((0, 0), |e| (e.inc, e.dec))
+    }
+
     /// Increments minus decrements, exact.
     pub fn value(&self) -> i128 {
         self.entries

@@ -1,0 +1,127 @@
+//! Change events for observers: what changed, in a form an editor or view
+//! can apply directly, without diffing.
+//!
+//! Invariant: events are delivered after the change is fully applied, in
+//! the order the changes were applied; each text event's ops are relative
+//! to the text as it was just before that event.
+
+use super::path::Path;
+use super::value::Effect;
+use crate::TextOp;
+use std::fmt;
+
+/// What happened to one value.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Change {
+    /// A text changed: apply these retain/insert/delete ops to the old text.
+    Text(Vec<TextOp>),
+    /// A counter moved from `old` to `new`.
+    Counter {
+        /// Value before.
+        old: i128,
+        /// Value after.
+        new: i128,
+    },
+    /// A register (last-writer-wins or multi-value) changed; read it again.
+    Register,
+    /// Set elements appeared or disappeared (postcard bytes of the elements;
+    /// [`crate::doc::SetRef::decode`] turns them back into values).
+    Set {
+        /// Elements now present that were not.
+        added: Vec<Vec<u8>>,
+        /// Elements no longer present.
+        removed: Vec<Vec<u8>>,
+    },
+    /// These keys of a map changed what they hold (created, removed, or now
+    /// show another kind).
+    Keys(Vec<String>),
+}
+
+/// Whether a change was made here or received from a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A transaction committed on this replica.
+    Local,
+    /// An update received from another replica.
+    Remote,
+}
+
+/// One change to one value of a document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Which value (for [`Change::Keys`], the map).
+    pub path: Path,
+    /// What changed.
+    pub change: Change,
+    /// Local or remote.
+    pub origin: Origin,
+}
+
+impl Event {
+    pub(crate) fn from_effect(path: &Path, effect: Effect, origin: Origin) -> Option<Event> {
+        let change = match effect {
+            Effect::None => return None,
+            Effect::Counter { old, new } => Change::Counter { old, new },
+            Effect::Register => Change::Register,
+            Effect::Set { added, removed } => Change::Set { added, removed },
+            Effect::Text(ops) => Change::Text(ops),
+            Effect::Keys(keys) => Change::Keys(keys),
+        };
+        Some(Event {
+            path: path.clone(),
+            change,
+            origin,
+        })
+    }
+}
+
+/// Identifies a subscription, to cancel it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SubscriptionId(pub(crate) u64);
+
+type Callback = Box<dyn FnMut(&Event) + Send>;
+
+/// The observers of one document.
+#[derive(Default)]
+pub(crate) struct Observers {
+    next: u64,
+    subs: Vec<(SubscriptionId, Path, Callback)>,
+}
+
+impl Observers {
+    pub(crate) fn add(&mut self, prefix: Path, cb: Callback) -> SubscriptionId {
+        self.next += 1;
+        let id = SubscriptionId(self.next);
+        self.subs.push((id, prefix, cb));
+        id
+    }
+
+    pub(crate) fn remove(&mut self, id: SubscriptionId) -> bool {
+        let before = self.subs.len();
+        self.subs.retain(|(i, _, _)| *i != id);
+        self.subs.len() != before
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.subs.is_empty()
+    }
+
+    pub(crate) fn emit(&mut self, events: &[Event]) {
+        for ev in events {
+            for (_, prefix, cb) in &mut self.subs {
+                if ev.path.starts_with(prefix) {
+                    cb(ev);
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Observers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Observers")
+            .field("subscriptions", &self.subs.len())
+            .finish()
+    }
+}

@@ -1,0 +1,537 @@
+//! Documents: named CRDT values synced as one unit.
+//!
+//! A [`Doc`] holds a tree of values — texts, counters, registers, sets and
+//! nested maps — under one replica id and one document version. Local edits
+//! go through [`Transaction`]s, each of which becomes one encoded update;
+//! [`Doc::diff`] computes what a peer at a given version lacks and
+//! [`Doc::apply`] merges updates from peers in any order, any number of
+//! times. Observers receive editor-ready [`Event`]s after every change.
+//!
+//! Versions: the document version counts transactions per replica. Each
+//! value keeps its own CRDT version; the document records, per value, how
+//! the two relate (`touches.rs`), so `diff` can ask each value for exactly
+//! what a peer lacks.
+//!
+//! Causality: an update carries the version its author had (`from`). It is
+//! applied once the receiver has that version, otherwise it waits in a
+//! bounded pending buffer and is applied as soon as its dependencies arrive.
+//!
+//! Invariant: every value in `values` sits at a path whose last step names
+//! its kind (map key registries at the map's own path); `version` covers
+//! exactly the transactions whose changes have been applied; `touches`
+//! records, for each of those transactions, the touched values' versions.
+
+mod events;
+mod path;
+mod refs;
+mod touches;
+mod txn;
+mod update;
+mod value;
+
+pub use events::{Change, Event, Origin, SubscriptionId};
+pub use path::{Kind, Path, Step, MAX_DEPTH, MAX_KEY_BYTES};
+pub use refs::{MapRef, SetRef, TextRef};
+pub use txn::{CounterMut, MapMut, SetMut, TextMut, Transaction};
+
+use crate::codec;
+use crate::{DocError, LwwMap, ReplicaId, VersionVector};
+use events::Observers;
+use std::collections::BTreeMap;
+use std::fmt;
+use touches::Touches;
+use update::{SnapshotBody, UpdateBody};
+use value::Value;
+
+/// Limits that keep untrusted input from exhausting memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest encoded update or snapshot accepted, in bytes.
+    pub max_input_bytes: usize,
+    /// Most updates kept waiting for missing dependencies.
+    pub max_pending_updates: usize,
+    /// Most bytes of updates kept waiting.
+    pub max_pending_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_input_bytes: codec::DEFAULT_MAX_BYTES,
+            max_pending_updates: 4096,
+            max_pending_bytes: 64 << 20,
+        }
+    }
+}
+
+/// What [`Doc::apply`] did with an update.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Applied now, already known, or waiting for dependencies.
+    pub status: ApplyStatus,
+    /// Updates applied from the pending buffer because this one filled a gap.
+    pub unblocked: usize,
+    /// Updates still waiting after this call.
+    pub pending: usize,
+    /// What the document still lacks for its waiting updates (per replica,
+    /// the highest transaction counter needed; empty when nothing waits).
+    pub missing: VersionVector,
+}
+
+/// The fate of one applied update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplyStatus {
+    /// Its changes are now part of the document.
+    Applied,
+    /// The document already had everything in it.
+    Duplicate,
+    /// It depends on transactions not received yet; it is kept and applied
+    /// when they arrive.
+    Pending,
+}
+
+/// A collaborative document: named values, one replica id, one version.
+///
+/// ```
+/// use weft_core::{Doc, ReplicaId};
+/// let mut alice = Doc::new(ReplicaId::new(1));
+/// let mut bob = Doc::new(ReplicaId::new(2));
+/// let u1 = alice
+///     .transact(|tx| {
+///         tx.text("body")?.insert(0, "Hello")?;
+///         tx.set::<String>("tags")?.add(&"draft".to_string())?;
+///         Ok(())
+///     })
+///     .unwrap();
+/// let u2 = bob
+///     .transact(|tx| {
+///         tx.counter("likes")?.increment(1)?;
+///         tx.map("meta")?.put("title", "Greeting")?;
+///         Ok(())
+///     })
+///     .unwrap();
+/// alice.apply(&u2).unwrap();
+/// bob.apply(&u1).unwrap();
+/// bob.apply(&u1).unwrap(); // duplicates are harmless
+/// assert_eq!(alice, bob, "same updates, same document");
+/// assert_eq!(bob.text("body").unwrap().to_string(), "Hello");
+/// assert_eq!(alice.counter("likes").unwrap(), 1);
+/// assert_eq!(alice.map("meta").unwrap().register::<String>("title").unwrap().as_deref(), Some("Greeting"));
+/// // A peer that knows nothing catches up from one diff.
+/// let mut carol = Doc::new(ReplicaId::new(3));
+/// carol.apply(&alice.diff(carol.version())).unwrap();
+/// assert_eq!(carol.set::<String>("tags").unwrap().to_vec().unwrap(), vec!["draft".to_string()]);
+/// ```
+pub struct Doc {
+    replica: ReplicaId,
+    version: VersionVector,
+    values: BTreeMap<Path, Value>,
+    touches: BTreeMap<Path, Touches>,
+    pending: Vec<UpdateBody>,
+    pending_bytes: usize,
+    limits: Limits,
+    clock: fn() -> u64,
+    observers: Observers,
+}
+
+impl fmt::Debug for Doc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Doc")
+            .field("replica", &self.replica)
+            .field("version", &self.version)
+            .field("values", &self.values.len())
+            .field("pending", &self.pending.len())
+            .field("observers", &self.observers)
+            .finish()
+    }
+}
+
+/// Two documents are equal when they have applied the same transactions and
+/// hold the same values. Replica ids, pending updates and observers are not
+/// compared.
+impl PartialEq for Doc {
+    fn eq(&self, other: &Self) -> bool {
+        self.version == other.version && self.values == other.values
+    }
+}
+
+impl Doc {
+    /// An empty document edited as `replica`.
+    ///
+    /// Use a fresh [`ReplicaId::random`] for every process that edits, unless
+    /// every update this replica ever made is in the state you start from.
+    pub fn new(replica: ReplicaId) -> Self {
+        Doc {
+            replica,
+            version: VersionVector::new(),
+            values: BTreeMap::new(),
+            touches: BTreeMap::new(),
+            pending: Vec::new(),
+            pending_bytes: 0,
+            limits: Limits::default(),
+            clock: crate::wall_clock_ms,
+            observers: Observers::default(),
+        }
+    }
+
+    /// Replaces the limits on untrusted input.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Replaces the wall clock (milliseconds since the epoch) used to stamp
+    /// last-writer-wins writes; for tests and simulations.
+    pub fn with_clock(mut self, clock: fn() -> u64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// This replica's id.
+    pub fn replica(&self) -> ReplicaId {
+        self.replica
+    }
+
+    /// The transactions this document has applied, per replica.
+    pub fn version(&self) -> &VersionVector {
+        &self.version
+    }
+
+    /// Updates waiting for missing dependencies.
+    pub fn pending_updates(&self) -> usize {
+        self.pending.len()
+    }
+
+    // ----- reading ---------------------------------------------------------
+
+    /// The root map.
+    pub fn root(&self) -> MapRef<'_> {
+        MapRef::new(self, Path::root())
+    }
+
+    /// The text named `name` (empty if absent; an error if `name` holds
+    /// another kind).
+    pub fn text(&self, name: &str) -> Result<TextRef<'_>, DocError> {
+        self.root().text(name)
+    }
+
+    /// The counter named `name` (0 if absent).
+    pub fn counter(&self, name: &str) -> Result<i128, DocError> {
+        self.root().counter(name)
+    }
+
+    /// The set named `name`, with elements of type `T`.
+    pub fn set<T: serde::de::DeserializeOwned + serde::Serialize>(
+        &self,
+        name: &str,
+    ) -> Result<SetRef<'_, T>, DocError> {
+        self.root().set(name)
+    }
+
+    /// The map named `name`.
+    pub fn map(&self, name: &str) -> Result<MapRef<'_>, DocError> {
+        self.root().map(name)
+    }
+
+    /// The last-writer-wins register named `name`, decoded as `T`.
+    pub fn register<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, DocError> {
+        self.root().register(name)
+    }
+
+    // ----- writing ---------------------------------------------------------
+
+    /// Starts a transaction; nothing changes until it is committed.
+    pub fn transaction(&mut self) -> Transaction<'_> {
+        Transaction::new(self)
+    }
+
+    /// Runs `edit` in a transaction: commits and returns the update if it
+    /// returns `Ok`, discards everything if it returns `Err`.
+    ///
+    /// ```
+    /// use weft_core::{Doc, DocError, ReplicaId};
+    /// let mut doc = Doc::new(ReplicaId::new(1));
+    /// let failed = doc.transact(|tx| {
+    ///     tx.text("body")?.insert(0, "draft")?;
+    ///     tx.counter("body")?; // "body" is a text: TypeMismatch
+    ///     Ok(())
+    /// });
+    /// assert!(matches!(failed, Err(DocError::TypeMismatch { .. })));
+    /// assert_eq!(doc.text("body").unwrap().to_string(), "", "nothing was applied");
+    /// ```
+    pub fn transact<F>(&mut self, edit: F) -> Result<Vec<u8>, DocError>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> Result<(), DocError>,
+    {
+        let mut tx = Transaction::new(self);
+        edit(&mut tx)?;
+        Ok(tx.commit())
+    }
+
+    // ----- sync ------------------------------------------------------------
+
+    fn diff_body(&self, since: &VersionVector) -> UpdateBody {
+        let mut changes = Vec::new();
+        for (path, value) in &self.values {
+            let theirs = match self.touches.get(path) {
+                Some(t) => t.translate(since),
+                None => VersionVector::new(),
+            };
+            if let Some(delta) = value.delta_since(&theirs) {
+                changes.push((path.clone(), delta));
+            }
+        }
+        let mut touches = Vec::new();
+        for (path, t) in &self.touches {
+            for (replica, runs) in t.since(since) {
+                touches.push((path.clone(), replica, runs));
+            }
+        }
+        UpdateBody {
+            from: since.clone(),
+            to: self.version.clone(),
+            changes,
+            touches,
+        }
+    }
+
+    /// The encoded update a peer at version `since` is missing.
+    ///
+    /// ```
+    /// use weft_core::{Doc, ReplicaId};
+    /// let mut a = Doc::new(ReplicaId::new(1));
+    /// a.transact(|tx| tx.text("t")?.insert(0, "abc")).unwrap();
+    /// let mut b = Doc::new(ReplicaId::new(2));
+    /// b.apply(&a.diff(b.version())).unwrap();
+    /// assert_eq!(b.text("t").unwrap().to_string(), "abc");
+    /// ```
+    pub fn diff(&self, since: &VersionVector) -> Vec<u8> {
+        codec::encode(&self.diff_body(since))
+    }
+
+    /// Applies an encoded update from a peer.
+    ///
+    /// Idempotent and order-independent: duplicates are recognised, and an
+    /// update whose dependencies have not arrived is kept (bounded by
+    /// [`Limits`]) and applied as soon as they do. Malformed bytes are an
+    /// error and change nothing.
+    pub fn apply(&mut self, bytes: &[u8]) -> Result<ApplyReport, DocError> {
+        let body: UpdateBody = codec::decode_with_limit(bytes, self.limits.max_input_bytes)?;
+        body.validate()?;
+        self.apply_body(body, bytes.len())
+    }
+
+    /// Merges everything `other` has into `self` (as if `other` sent a diff).
+    pub fn merge(&mut self, other: &Doc) -> Result<ApplyReport, DocError> {
+        let body = other.diff_body(&self.version);
+        let len = body.encoded_len();
+        let report = self.apply_body(body, len)?;
+        for pending in &other.pending {
+            let len = pending.encoded_len();
+            self.apply_body(pending.clone(), len)?;
+        }
+        Ok(ApplyReport {
+            pending: self.pending.len(),
+            missing: self.missing(),
+            ..report
+        })
+    }
+
+    fn apply_body(&mut self, body: UpdateBody, len: usize) -> Result<ApplyReport, DocError> {
+        let status = if self.version.dominates(&body.to) {
+            ApplyStatus::Duplicate
+        } else if self.version.dominates(&body.from) {
+            self.integrate(&body);
+            ApplyStatus::Applied
+        } else {
+            if self.pending.len() >= self.limits.max_pending_updates
+                || self.pending_bytes.saturating_add(len) > self.limits.max_pending_bytes
+            {
+                return Err(DocError::PendingFull {
+                    updates: self.pending.len(),
+                    bytes: self.pending_bytes,
+                });
+            }
+            self.pending_bytes += len;
+            self.pending.push(body);
+            ApplyStatus::Pending
+        };
+        let unblocked = if status == ApplyStatus::Applied {
+            self.drain_pending()
+        } else {
+            0
+        };
+        Ok(ApplyReport {
+            status,
+            unblocked,
+            pending: self.pending.len(),
+            missing: self.missing(),
+        })
+    }
+
+    /// Applies waiting updates whose dependencies are now met; returns how many.
+    fn drain_pending(&mut self) -> usize {
+        let mut applied = 0;
+        loop {
+            let ready = self
+                .pending
+                .iter()
+                .position(|u| self.version.dominates(&u.from));
+            let Some(i) = ready else { break };
+            let body = self.pending.swap_remove(i);
+            self.pending_bytes = self.pending_bytes.saturating_sub(body.encoded_len());
+            if !self.version.dominates(&body.to) {
+                self.integrate(&body);
+                applied += 1;
+            }
+        }
+        if self.pending.is_empty() {
+            self.pending_bytes = 0;
+        }
+        applied
+    }
+
+    /// What waiting updates need that this document lacks.
+    fn missing(&self) -> VersionVector {
+        let mut need = VersionVector::new();
+        for u in &self.pending {
+            for (r, n) in u.from.iter() {
+                if n > self.version.get(r) {
+                    need.observe(crate::Dot::new(r, n));
+                }
+            }
+        }
+        need
+    }
+
+    fn integrate(&mut self, body: &UpdateBody) {
+        let want_events = !self.observers.is_empty();
+        let mut events = Vec::new();
+        for (path, delta) in &body.changes {
+            let value = self.value_mut(path, delta.kind());
+            let effect = value.apply(delta, want_events);
+            if let Some(ev) = Event::from_effect(path, effect, Origin::Remote) {
+                events.push(ev);
+            }
+        }
+        for (path, replica, runs) in &body.touches {
+            self.touches
+                .entry(path.clone())
+                .or_default()
+                .merge(*replica, runs);
+        }
+        self.version.join(&body.to);
+        if want_events {
+            self.observers.emit(&events);
+        }
+    }
+
+    pub(crate) fn value_mut(&mut self, path: &Path, kind: Kind) -> &mut Value {
+        self.values
+            .entry(path.clone())
+            .or_insert_with(|| Value::empty(kind))
+    }
+
+    pub(crate) fn keys_mut(&mut self, map: &Path) -> &mut LwwMap<String, Kind> {
+        let value = self.value_mut(map, Kind::Map);
+        if !matches!(value, Value::Keys(_)) {
+            *value = Value::empty(Kind::Map);
+        }
+        match value {
+            Value::Keys(k) => k,
+            _ => unreachable!("just replaced by a key registry"),
+        }
+    }
+
+    // ----- snapshots -------------------------------------------------------
+
+    /// Encodes the whole document (values, version, pending updates).
+    pub fn save(&self) -> Vec<u8> {
+        codec::encode(&SnapshotBody {
+            version: self.version.clone(),
+            values: self
+                .values
+                .iter()
+                .map(|(p, v)| (p.clone(), v.clone()))
+                .collect(),
+            touches: self
+                .touches
+                .iter()
+                .map(|(p, t)| (p.clone(), t.clone()))
+                .collect(),
+            pending: self.pending.clone(),
+        })
+    }
+
+    /// Loads a snapshot from [`Doc::save`], to be edited as `replica`.
+    ///
+    /// ```
+    /// use weft_core::{Doc, ReplicaId};
+    /// let mut a = Doc::new(ReplicaId::new(1));
+    /// a.transact(|tx| tx.counter("n")?.increment(3)).unwrap();
+    /// let b = Doc::load(&a.save(), ReplicaId::random()).unwrap();
+    /// assert_eq!(b.counter("n").unwrap(), 3);
+    /// assert!(Doc::load(b"not a snapshot", ReplicaId::random()).is_err());
+    /// ```
+    pub fn load(bytes: &[u8], replica: ReplicaId) -> Result<Doc, DocError> {
+        Self::load_with_limits(bytes, replica, Limits::default())
+    }
+
+    /// [`Doc::load`] with explicit limits.
+    pub fn load_with_limits(
+        bytes: &[u8],
+        replica: ReplicaId,
+        limits: Limits,
+    ) -> Result<Doc, DocError> {
+        let snap: SnapshotBody = codec::decode_with_limit(bytes, limits.max_input_bytes)?;
+        snap.validate()?;
+        let mut doc = Doc::new(replica).with_limits(limits);
+        doc.version = snap.version;
+        doc.values = snap.values.into_iter().collect();
+        doc.touches = snap.touches.into_iter().collect();
+        doc.pending_bytes = snap.pending.iter().map(UpdateBody::encoded_len).sum();
+        doc.pending = snap.pending;
+        Ok(doc)
+    }
+
+    // ----- observers -------------------------------------------------------
+
+    /// Calls `callback` after every change to any value (local commits and
+    /// applied remote updates).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use weft_core::doc::Change;
+    /// use weft_core::{Doc, ReplicaId, TextOp};
+    /// let mut a = Doc::new(ReplicaId::new(1));
+    /// let mut b = Doc::new(ReplicaId::new(2));
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = seen.clone();
+    /// b.subscribe(move |ev| sink.lock().unwrap().push(ev.change.clone()));
+    /// let u = a.transact(|tx| tx.text("t")?.insert(0, "hi")).unwrap();
+    /// b.apply(&u).unwrap();
+    /// assert!(seen.lock().unwrap().contains(&Change::Text(vec![TextOp::Insert("hi".into())])));
+    /// ```
+    pub fn subscribe<F>(&mut self, callback: F) -> SubscriptionId
+    where
+        F: FnMut(&Event) + Send + 'static,
+    {
+        self.observers.add(Path::root(), Box::new(callback))
+    }
+
+    /// Calls `callback` after every change at or below `path`.
+    pub fn subscribe_path<F>(&mut self, path: Path, callback: F) -> SubscriptionId
+    where
+        F: FnMut(&Event) + Send + 'static,
+    {
+        self.observers.add(path, Box::new(callback))
+    }
+
+    /// Cancels a subscription; returns whether it existed.
+    pub fn unsubscribe(&mut self, id: SubscriptionId) -> bool {
+        self.observers.remove(id)
+    }
+}

@@ -1,0 +1,132 @@
+//! Where a value lives in a document: a path of named, typed steps.
+//!
+//! Invariant: a [`Path`] names one CRDT instance. Each step is a key plus the
+//! kind of value under it, so two replicas that concurrently create the same
+//! key with *different* kinds create two different instances and never mix
+//! their contents; the map's key registry decides which one is visible.
+
+use crate::DecodeError;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Longest path a document accepts (nesting depth).
+pub const MAX_DEPTH: usize = 32;
+/// Longest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// The kinds of value a document holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    /// A [`crate::PnCounter`].
+    Counter,
+    /// A last-writer-wins register of one serde value.
+    Register,
+    /// A multi-value register: concurrent writes kept for the user to resolve.
+    MultiValue,
+    /// An add-wins set of serde values.
+    Set,
+    /// Collaborative text.
+    Text,
+    /// A nested map whose keys hold any kind, merged per key.
+    Map,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Kind::Counter => "counter",
+            Kind::Register => "register",
+            Kind::MultiValue => "multi-value register",
+            Kind::Set => "set",
+            Kind::Text => "text",
+            Kind::Map => "map",
+        };
+        f.write_str(s)
+    }
+}
+
+/// One step of a path: a key and the kind of value under it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Step {
+    /// The key in the parent map (the root is a map too).
+    pub key: String,
+    /// The kind of value under the key.
+    pub kind: Kind,
+}
+
+/// The address of one value in a document, from the root map down.
+///
+/// ```
+/// use weft_core::doc::{Kind, Path};
+/// let p = Path::root().child("meta", Kind::Map).child("title", Kind::Register);
+/// assert_eq!(p.to_string(), "meta/title");
+/// assert_eq!(p.kind(), Some(Kind::Register));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Path(Vec<Step>);
+
+impl Path {
+    /// The root map.
+    pub fn root() -> Self {
+        Path(Vec::new())
+    }
+
+    /// The path of `key` (holding `kind`) inside the map at `self`.
+    pub fn child(&self, key: impl Into<String>, kind: Kind) -> Path {
+        let mut steps = self.0.clone();
+        steps.push(Step {
+            key: key.into(),
+            kind,
+        });
+        Path(steps)
+    }
+
+    /// The steps from the root.
+    pub fn steps(&self) -> &[Step] {
+        &self.0
+    }
+
+    /// The kind of the value at this path (`None` for the root map).
+    pub fn kind(&self) -> Option<Kind> {
+        self.0.last().map(|s| s.kind)
+    }
+
+    /// The map holding this value and the key in it (`None` for the root).
+    pub fn parent(&self) -> Option<(Path, &str)> {
+        let (last, init) = self.0.split_last()?;
+        Some((Path(init.to_vec()), last.key.as_str()))
+    }
+
+    /// Whether `self` is `prefix` or lies inside it.
+    pub fn starts_with(&self, prefix: &Path) -> bool {
+        self.0.starts_with(&prefix.0)
+    }
+
+    /// Checks the limits and that every step but the last is a map.
+    pub(crate) fn validate(&self) -> Result<(), DecodeError> {
+        if self.0.len() > MAX_DEPTH {
+            return Err(DecodeError::Invalid("path deeper than the limit"));
+        }
+        if self.0.iter().any(|s| s.key.len() > MAX_KEY_BYTES) {
+            return Err(DecodeError::Invalid("path key longer than the limit"));
+        }
+        if self.0.iter().rev().skip(1).any(|s| s.kind != Kind::Map) {
+            return Err(DecodeError::Invalid(
+                "path steps through a value that is not a map",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("/")?;
+            }
+            f.write_str(&s.key)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,233 @@
+//! Translation from document versions to value versions.
+//!
+//! Each value keeps its own version vector (its own op counters). To answer
+//! "what does a peer at document version `v` lack in this value?", the
+//! document records, per value and per replica, the value's counter for that
+//! replica after each of the replica's transactions that touched it. The
+//! records are run-length encoded: a replica typing one character per
+//! transaction is one run, however long.
+//!
+//! Invariant: within one replica's runs, document counters and value
+//! counters both strictly increase; runs are sorted and do not overlap.
+
+use crate::{DecodeError, ReplicaId, VersionVector};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// `count` transactions `doc, doc+1, ...` after which the value's counter was
+/// `val, val+step, ...`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Run {
+    pub(crate) doc: u64,
+    pub(crate) val: u64,
+    pub(crate) count: u64,
+    pub(crate) step: u64,
+}
+
+impl Run {
+    fn last_doc(&self) -> u64 {
+        self.doc + (self.count - 1)
+    }
+
+    fn val_at(&self, i: u64) -> u64 {
+        self.val + i * self.step
+    }
+
+    fn last_val(&self) -> u64 {
+        self.val_at(self.count - 1)
+    }
+}
+
+/// The translation table of one value: runs per replica.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Touches {
+    replicas: BTreeMap<ReplicaId, Vec<Run>>,
+}
+
+impl Touches {
+    /// Records that after transaction `doc` of `replica`, the value's counter
+    /// for `replica` was `val`. Records at or below what is known are ignored.
+    pub(crate) fn record(&mut self, replica: ReplicaId, doc: u64, val: u64) {
+        let runs = self.replicas.entry(replica).or_default();
+        if let Some(last) = runs.last_mut() {
+            if doc <= last.last_doc() || val < last.last_val() {
+                return;
+            }
+            let next_doc = last.last_doc() + 1;
+            if doc == next_doc {
+                if last.count == 1 {
+                    last.step = val - last.val;
+                    last.count = 2;
+                    return;
+                }
+                if val == last.last_val() + last.step {
+                    last.count += 1;
+                    return;
+                }
+            }
+        }
+        runs.push(Run {
+            doc,
+            val,
+            count: 1,
+            step: 0,
+        });
+    }
+
+    /// The value's counter for `replica` once transactions `1..=doc` of that
+    /// replica have been applied.
+    fn lookup(&self, replica: ReplicaId, doc: u64) -> u64 {
+        let Some(runs) = self.replicas.get(&replica) else {
+            return 0;
+        };
+        let i = runs.partition_point(|r| r.doc <= doc);
+        if i == 0 {
+            return 0;
+        }
+        let r = &runs[i - 1];
+        r.val_at((doc - r.doc).min(r.count - 1))
+    }
+
+    /// The value's version for a peer at document version `doc_version`.
+    pub(crate) fn translate(&self, doc_version: &VersionVector) -> VersionVector {
+        self.replicas
+            .keys()
+            .map(|&r| (r, self.lookup(r, doc_version.get(r))))
+            .filter(|&(_, n)| n > 0)
+            .collect()
+    }
+
+    /// The records for transactions a peer at `since` lacks.
+    pub(crate) fn since(&self, since: &VersionVector) -> Vec<(ReplicaId, Vec<Run>)> {
+        let mut out = Vec::new();
+        for (&r, runs) in &self.replicas {
+            let have = since.get(r);
+            let mut picked = Vec::new();
+            for run in runs.iter().filter(|run| run.last_doc() > have) {
+                if run.doc > have {
+                    picked.push(*run);
+                } else {
+                    let skip = have + 1 - run.doc;
+                    picked.push(Run {
+                        doc: run.doc + skip,
+                        val: run.val_at(skip),
+                        count: run.count - skip,
+                        step: run.step,
+                    });
+                }
+            }
+            if !picked.is_empty() {
+                out.push((r, picked));
+            }
+        }
+        out
+    }
+
+    /// Adds received records (idempotent; linear in the number of runs, not
+    /// in the number of transactions they cover).
+    pub(crate) fn merge(&mut self, replica: ReplicaId, runs: &[Run]) {
+        for run in runs {
+            let runs_here = self.replicas.entry(replica).or_default();
+            let (known_doc, known_val) = runs_here
+                .last()
+                .map_or((0, 0), |l| (l.last_doc(), l.last_val()));
+            if run.last_doc() <= known_doc {
+                continue;
+            }
+            let skip = (known_doc + 1).saturating_sub(run.doc);
+            let rest = Run {
+                doc: run.doc + skip,
+                val: run.val_at(skip),
+                count: run.count - skip,
+                step: run.step,
+            };
+            if rest.val < known_val {
+                continue; // inconsistent with what we hold: keep ours
+            }
+            if rest.count == 1 {
+                self.record(replica, rest.doc, rest.val);
+            } else {
+                runs_here.push(rest);
+            }
+        }
+    }
+
+    /// Number of stored runs.
+    #[cfg(test)]
+    pub(crate) fn run_count(&self) -> usize {
+        self.replicas.values().map(Vec::len).sum()
+    }
+}
+
+/// Checks runs decoded from untrusted bytes.
+pub(crate) fn validate_runs(runs: &[Run], max_total: u64) -> Result<(), DecodeError> {
+    let mut total = 0u64;
+    let mut prev_doc = 0u64;
+    for run in runs {
+        if run.doc == 0 || run.count == 0 {
+            return Err(DecodeError::Invalid(
+                "translation run empty or at counter zero",
+            ));
+        }
+        let last_doc = run
+            .doc
+            .checked_add(run.count - 1)
+            .ok_or(DecodeError::Invalid("translation run overflows"))?;
+        run.step
+            .checked_mul(run.count - 1)
+            .and_then(|d| d.checked_add(run.val))
+            .ok_or(DecodeError::Invalid("translation run overflows"))?;
+        if run.doc <= prev_doc && prev_doc != 0 {
+            return Err(DecodeError::Invalid("translation runs not ascending"));
+        }
+        prev_doc = last_doc;
+        total = total.saturating_add(run.count);
+        if total > max_total {
+            return Err(DecodeError::Invalid(
+                "translation runs cover too many transactions",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const R: ReplicaId = ReplicaId::new(1);
+
+    #[test]
+    fn typing_one_char_per_transaction_is_one_run() {
+        let mut t = Touches::default();
+        for i in 1..=1000u64 {
+            t.record(R, i, i);
+        }
+        assert_eq!(t.run_count(), 1);
+        let mut v = VersionVector::new();
+        v.set(R, 500);
+        assert_eq!(t.translate(&v).get(R), 500);
+        let rest = t.since(&v);
+        assert_eq!(rest[0].1[0].doc, 501);
+        assert_eq!(rest[0].1[0].count, 500);
+    }
+
+    #[test]
+    fn lookup_between_touches_keeps_the_last_value() {
+        let mut t = Touches::default();
+        t.record(R, 2, 5);
+        t.record(R, 7, 9);
+        let at = |d: u64| {
+            let mut v = VersionVector::new();
+            v.set(R, d);
+            t.translate(&v).get(R)
+        };
+        assert_eq!((at(1), at(2), at(6), at(7), at(100)), (0, 5, 5, 9, 9));
+        let mut copy = Touches::default();
+        for (r, runs) in t.since(&VersionVector::new()) {
+            copy.merge(r, &runs);
+            copy.merge(r, &runs);
+        }
+        assert_eq!(copy, t);
+    }
+}

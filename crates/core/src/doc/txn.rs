@@ -1,0 +1,640 @@
+//! Transactions: local edits grouped into one update, all or nothing.
+//!
+//! A transaction records operations and checks each one against the state
+//! the transaction has built so far (kinds of keys, text lengths, counter
+//! ranges), so every error is reported at the call that causes it. Nothing
+//! touches the document until [`Transaction::commit`], which applies every
+//! recorded operation (each already known to succeed) and returns the one
+//! encoded update to send. Dropping a transaction, or returning an error
+//! from [`crate::Doc::transact`], discards it: the document is unchanged.
+//!
+//! Invariant: the simulated state (`kinds`, `text_len`, `counters`) equals
+//! what the document would hold after applying `ops` in order.
+
+use super::events::{Change, Event, Origin};
+use super::path::{Kind, Path};
+use super::refs::visible_kind;
+use super::touches::Run;
+use super::update::UpdateBody;
+use super::value::{Bytes, Value, ValueDelta};
+use super::Doc;
+use crate::codec;
+use crate::{Crdt, DocError, OverflowError, TextOp};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::marker::PhantomData;
+
+pub(crate) fn encode_scalar<T: Serialize + ?Sized>(
+    path: &Path,
+    value: &T,
+) -> Result<Bytes, DocError> {
+    postcard::to_allocvec(value).map_err(|e| DocError::Serialize {
+        path: path.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+#[derive(Debug)]
+enum Op {
+    SetKind {
+        map: Path,
+        key: String,
+        kind: Option<Kind>,
+    },
+    Counter {
+        path: Path,
+        inc: u64,
+        dec: u64,
+    },
+    Register {
+        path: Path,
+        bytes: Bytes,
+    },
+    MultiValue {
+        path: Path,
+        bytes: Bytes,
+    },
+    SetAdd {
+        path: Path,
+        bytes: Bytes,
+    },
+    SetRemove {
+        path: Path,
+        bytes: Bytes,
+    },
+    TextInsert {
+        path: Path,
+        index: usize,
+        text: String,
+    },
+    TextDelete {
+        path: Path,
+        index: usize,
+        len: usize,
+    },
+}
+
+/// A group of local edits that becomes one update.
+///
+/// ```
+/// use weft_core::{Doc, ReplicaId};
+/// let mut doc = Doc::new(ReplicaId::new(1));
+/// let mut tx = doc.transaction();
+/// tx.text("body").unwrap().insert(0, "Hello").unwrap();
+/// tx.counter("edits").unwrap().increment(1).unwrap();
+/// let update = tx.commit();
+/// assert_eq!(doc.text("body").unwrap().to_string(), "Hello");
+///
+/// // A dropped transaction changes nothing.
+/// let mut tx = doc.transaction();
+/// tx.text("body").unwrap().insert(5, " world").unwrap();
+/// drop(tx);
+/// assert_eq!(doc.text("body").unwrap().to_string(), "Hello");
+///
+/// let mut peer = Doc::new(ReplicaId::new(2));
+/// peer.apply(&update).unwrap();
+/// assert_eq!(peer.text("body").unwrap().to_string(), "Hello");
+/// ```
+pub struct Transaction<'d> {
+    doc: &'d mut Doc,
+    ops: Vec<Op>,
+    kinds: BTreeMap<(Path, String), Option<Kind>>,
+    text_len: BTreeMap<Path, usize>,
+    counters: BTreeMap<Path, (u64, u64)>,
+}
+
+impl fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transaction")
+            .field("ops", &self.ops)
+            .finish()
+    }
+}
+
+impl<'d> Transaction<'d> {
+    pub(crate) fn new(doc: &'d mut Doc) -> Self {
+        Transaction {
+            doc,
+            ops: Vec::new(),
+            kinds: BTreeMap::new(),
+            text_len: BTreeMap::new(),
+            counters: BTreeMap::new(),
+        }
+    }
+
+    /// The document as it was before this transaction.
+    pub fn doc(&self) -> &Doc {
+        self.doc
+    }
+
+    /// Whether nothing has been recorded.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    fn kind_now(&self, map: &Path, key: &str) -> Option<Kind> {
+        match self.kinds.get(&(map.clone(), key.to_string())) {
+            Some(k) => *k,
+            None => visible_kind(self.doc, map, key),
+        }
+    }
+
+    /// Makes `key` in `map` hold `kind` (creating it if absent).
+    fn ensure(&mut self, map: &Path, key: &str, kind: Kind) -> Result<Path, DocError> {
+        let path = map.child(key, kind);
+        if path.steps().len() > super::path::MAX_DEPTH {
+            return Err(DocError::Limit {
+                path: path.to_string(),
+                reason: "nesting deeper than the limit",
+            });
+        }
+        if key.len() > super::path::MAX_KEY_BYTES {
+            return Err(DocError::Limit {
+                path: path.to_string(),
+                reason: "key longer than the limit",
+            });
+        }
+        match self.kind_now(map, key) {
+            Some(found) if found == kind => Ok(path),
+            Some(found) => Err(DocError::TypeMismatch {
+                path: path.to_string(),
+                expected: kind,
+                found,
+            }),
+            None => {
+                self.ops.push(Op::SetKind {
+                    map: map.clone(),
+                    key: key.to_string(),
+                    kind: Some(kind),
+                });
+                self.kinds
+                    .insert((map.clone(), key.to_string()), Some(kind));
+                Ok(path)
+            }
+        }
+    }
+
+    fn remove_key(&mut self, map: &Path, key: &str) {
+        if self.kind_now(map, key).is_some() {
+            self.ops.push(Op::SetKind {
+                map: map.clone(),
+                key: key.to_string(),
+                kind: None,
+            });
+            self.kinds.insert((map.clone(), key.to_string()), None);
+        }
+    }
+
+    fn text_len(&self, path: &Path) -> usize {
+        match self.text_len.get(path) {
+            Some(&n) => n,
+            None => match self.doc.values.get(path) {
+                Some(Value::Text(t)) => t.len(),
+                _ => 0,
+            },
+        }
+    }
+
+    fn counter_contribution(&self, path: &Path) -> (u64, u64) {
+        match self.counters.get(path) {
+            Some(&c) => c,
+            None => match self.doc.values.get(path) {
+                Some(Value::Counter(c)) => c.contribution(self.doc.replica),
+                _ => (0, 0),
+            },
+        }
+    }
+
+    /// The root map, for edits.
+    pub fn root(&mut self) -> MapMut<'_, 'd> {
+        MapMut {
+            tx: self,
+            path: Path::root(),
+        }
+    }
+
+    /// The text named `name` at the root (created if absent).
+    pub fn text(&mut self, name: &str) -> Result<TextMut<'_, 'd>, DocError> {
+        let path = self.ensure(&Path::root(), name, Kind::Text)?;
+        Ok(TextMut { tx: self, path })
+    }
+
+    /// The counter named `name` at the root (created if absent).
+    pub fn counter(&mut self, name: &str) -> Result<CounterMut<'_, 'd>, DocError> {
+        let path = self.ensure(&Path::root(), name, Kind::Counter)?;
+        Ok(CounterMut { tx: self, path })
+    }
+
+    /// The set named `name` at the root, holding `T` (created if absent).
+    pub fn set<T: Serialize>(&mut self, name: &str) -> Result<SetMut<'_, 'd, T>, DocError> {
+        let path = self.ensure(&Path::root(), name, Kind::Set)?;
+        Ok(SetMut {
+            tx: self,
+            path,
+            _t: PhantomData,
+        })
+    }
+
+    /// The map named `name` at the root (created if absent).
+    pub fn map(&mut self, name: &str) -> Result<MapMut<'_, 'd>, DocError> {
+        let path = self.ensure(&Path::root(), name, Kind::Map)?;
+        Ok(MapMut { tx: self, path })
+    }
+
+    /// Applies every recorded operation and returns the encoded update to
+    /// send to other replicas. A transaction that recorded nothing returns an
+    /// update that changes nothing.
+    pub fn commit(self) -> Vec<u8> {
+        let Transaction { doc, ops, .. } = self;
+        let replica = doc.replica;
+        let now = (doc.clock)();
+        let from = doc.version.clone();
+        let mut changes: Vec<(Path, ValueDelta)> = Vec::new();
+        let mut events: Vec<Event> = Vec::new();
+        let mut touched: BTreeSet<Path> = BTreeSet::new();
+        for op in ops {
+            let (path, delta, change) = apply_local(doc, op, now);
+            if let Some(change) = change {
+                events.push(Event {
+                    path: path.clone(),
+                    change,
+                    origin: Origin::Local,
+                });
+            }
+            touched.insert(path.clone());
+            match (changes.last_mut(), delta) {
+                (Some((p, ValueDelta::Text(prev))), ValueDelta::Text(d)) if *p == path => {
+                    prev.merge(&d)
+                }
+                (_, delta) => changes.push((path, delta)),
+            }
+        }
+        if changes.is_empty() {
+            let body = UpdateBody {
+                from: from.clone(),
+                to: from,
+                changes,
+                touches: Vec::new(),
+            };
+            return codec::encode(&body);
+        }
+        let counter = doc.version.increment(replica).counter;
+        let mut touches = Vec::with_capacity(touched.len());
+        for path in touched {
+            let val = doc
+                .values
+                .get(&path)
+                .map_or(0, |v| v.version().get(replica));
+            doc.touches
+                .entry(path.clone())
+                .or_default()
+                .record(replica, counter, val);
+            touches.push((
+                path,
+                replica,
+                vec![Run {
+                    doc: counter,
+                    val,
+                    count: 1,
+                    step: 0,
+                }],
+            ));
+        }
+        let body = UpdateBody {
+            from,
+            to: doc.version.clone(),
+            changes,
+            touches,
+        };
+        doc.observers.emit(&events);
+        codec::encode(&body)
+    }
+}
+
+/// Applies one validated local operation; returns the value's path, the
+/// delta to ship and the change for observers.
+fn apply_local(doc: &mut Doc, op: Op, now: u64) -> (Path, ValueDelta, Option<Change>) {
+    let replica = doc.replica;
+    match op {
+        Op::SetKind { map, key, kind } => {
+            let keys = doc.keys_mut(&map);
+            let before = keys.get(&key).copied();
+            let delta = match kind {
+                Some(k) => keys.insert(replica, key.clone(), k, now),
+                None => keys.remove(replica, key.clone(), now),
+            };
+            let change = (before != kind).then(|| Change::Keys(vec![key]));
+            (map, ValueDelta::Keys(delta), change)
+        }
+        Op::Counter { path, inc, dec } => {
+            let Value::Counter(c) = doc.value_mut(&path, Kind::Counter) else {
+                unreachable_kind()
+            };
+            let old = c.value();
+            let mut delta = crate::PnCounter::new();
+            // Both checked against the simulated contribution when recorded.
+            if let Ok(d) = c.increment(replica, inc) {
+                delta.join(&d);
+            }
+            if dec > 0 {
+                if let Ok(d) = c.decrement(replica, dec) {
+                    delta.join(&d);
+                }
+            }
+            let new = c.value();
+            (
+                path,
+                ValueDelta::Counter(delta),
+                Some(Change::Counter { old, new }),
+            )
+        }
+        Op::Register { path, bytes } => {
+            let Value::Register(r) = doc.value_mut(&path, Kind::Register) else {
+                unreachable_kind()
+            };
+            let d = r.set(replica, bytes, now);
+            (path, ValueDelta::Register(d), Some(Change::Register))
+        }
+        Op::MultiValue { path, bytes } => {
+            let Value::Multi(r) = doc.value_mut(&path, Kind::MultiValue) else {
+                unreachable_kind()
+            };
+            let d = r.set(replica, bytes);
+            (path, ValueDelta::Multi(d), Some(Change::Register))
+        }
+        Op::SetAdd { path, bytes } => {
+            let Value::Set(s) = doc.value_mut(&path, Kind::Set) else {
+                unreachable_kind()
+            };
+            let was = s.contains(&bytes);
+            let d = s.add(replica, bytes.clone());
+            let change = (!was).then(|| Change::Set {
+                added: vec![bytes],
+                removed: Vec::new(),
+            });
+            (path, ValueDelta::Set(d), change)
+        }
+        Op::SetRemove { path, bytes } => {
+            let Value::Set(s) = doc.value_mut(&path, Kind::Set) else {
+                unreachable_kind()
+            };
+            let was = s.contains(&bytes);
+            let d = s.remove(&bytes);
+            let change = was.then(|| Change::Set {
+                added: Vec::new(),
+                removed: vec![bytes],
+            });
+            (path, ValueDelta::Set(d), change)
+        }
+        Op::TextInsert { path, index, text } => {
+            let Value::Text(t) = doc.value_mut(&path, Kind::Text) else {
+                unreachable_kind()
+            };
+            let d = t.insert(replica, index, &text);
+            let mut ops = Vec::with_capacity(2);
+            if index > 0 {
+                ops.push(TextOp::Retain(index));
+            }
+            ops.push(TextOp::Insert(text));
+            (path, ValueDelta::Text(d), Some(Change::Text(ops)))
+        }
+        Op::TextDelete { path, index, len } => {
+            let Value::Text(t) = doc.value_mut(&path, Kind::Text) else {
+                unreachable_kind()
+            };
+            let d = t.delete(replica, index, len);
+            let mut ops = Vec::with_capacity(2);
+            if index > 0 {
+                ops.push(TextOp::Retain(index));
+            }
+            ops.push(TextOp::Delete(len));
+            (path, ValueDelta::Text(d), Some(Change::Text(ops)))
+        }
+    }
+}
+
+/// `Doc::value_mut` creates values of the path's kind, so a mismatch cannot
+/// happen; this documents the impossibility instead of panicking with unwrap.
+fn unreachable_kind() -> ! {
+    unreachable!("a document value always has its path's kind")
+}
+
+/// A map being edited inside a transaction (the root is one).
+pub struct MapMut<'t, 'd> {
+    tx: &'t mut Transaction<'d>,
+    path: Path,
+}
+
+impl fmt::Debug for MapMut<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MapMut").field("path", &self.path).finish()
+    }
+}
+
+impl<'d> MapMut<'_, 'd> {
+    /// The nested map under `key` (created if absent).
+    pub fn map(&mut self, key: &str) -> Result<MapMut<'_, 'd>, DocError> {
+        let path = self.tx.ensure(&self.path, key, Kind::Map)?;
+        Ok(MapMut { tx: self.tx, path })
+    }
+
+    /// The text under `key` (created if absent).
+    pub fn text(&mut self, key: &str) -> Result<TextMut<'_, 'd>, DocError> {
+        let path = self.tx.ensure(&self.path, key, Kind::Text)?;
+        Ok(TextMut { tx: self.tx, path })
+    }
+
+    /// The counter under `key` (created if absent).
+    pub fn counter(&mut self, key: &str) -> Result<CounterMut<'_, 'd>, DocError> {
+        let path = self.tx.ensure(&self.path, key, Kind::Counter)?;
+        Ok(CounterMut { tx: self.tx, path })
+    }
+
+    /// The set under `key`, holding `T` (created if absent).
+    pub fn set<T: Serialize>(&mut self, key: &str) -> Result<SetMut<'_, 'd, T>, DocError> {
+        let path = self.tx.ensure(&self.path, key, Kind::Set)?;
+        Ok(SetMut {
+            tx: self.tx,
+            path,
+            _t: PhantomData,
+        })
+    }
+
+    /// Writes `value` to the last-writer-wins register under `key`.
+    pub fn put<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), DocError> {
+        let path = self.tx.ensure(&self.path, key, Kind::Register)?;
+        let bytes = encode_scalar(&path, value)?;
+        self.tx.ops.push(Op::Register { path, bytes });
+        Ok(())
+    }
+
+    /// Writes `value` to the multi-value register under `key`, replacing
+    /// every value this replica has seen there.
+    pub fn put_multi<T: Serialize + ?Sized>(
+        &mut self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), DocError> {
+        let path = self.tx.ensure(&self.path, key, Kind::MultiValue)?;
+        let bytes = encode_scalar(&path, value)?;
+        self.tx.ops.push(Op::MultiValue { path, bytes });
+        Ok(())
+    }
+
+    /// Removes `key` (a last-writer-wins removal; no-op if absent).
+    pub fn remove(&mut self, key: &str) {
+        self.tx.remove_key(&self.path, key);
+    }
+}
+
+/// A text being edited inside a transaction.
+pub struct TextMut<'t, 'd> {
+    tx: &'t mut Transaction<'d>,
+    path: Path,
+}
+
+impl fmt::Debug for TextMut<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TextMut").field("path", &self.path).finish()
+    }
+}
+
+impl TextMut<'_, '_> {
+    /// Length as of the edits recorded so far in this transaction.
+    pub fn len(&self) -> usize {
+        self.tx.text_len(&self.path)
+    }
+
+    /// Whether the text is empty at this point of the transaction.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Inserts `s` before char `index` (`index <= len()`).
+    pub fn insert(&mut self, index: usize, s: &str) -> Result<(), DocError> {
+        let len = self.len();
+        if index > len {
+            return Err(DocError::IndexOutOfRange {
+                path: self.path.to_string(),
+                index,
+                len,
+            });
+        }
+        if s.is_empty() {
+            return Ok(());
+        }
+        self.tx
+            .text_len
+            .insert(self.path.clone(), len + s.chars().count());
+        self.tx.ops.push(Op::TextInsert {
+            path: self.path.clone(),
+            index,
+            text: s.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Deletes `n` chars from `index` (`index + n <= len()`).
+    pub fn delete(&mut self, index: usize, n: usize) -> Result<(), DocError> {
+        let len = self.len();
+        let end = index
+            .checked_add(n)
+            .filter(|&e| e <= len)
+            .ok_or(DocError::IndexOutOfRange {
+                path: self.path.to_string(),
+                index: index.saturating_add(n),
+                len,
+            })?;
+        if n == 0 {
+            return Ok(());
+        }
+        self.tx
+            .text_len
+            .insert(self.path.clone(), len - (end - index));
+        self.tx.ops.push(Op::TextDelete {
+            path: self.path.clone(),
+            index,
+            len: n,
+        });
+        Ok(())
+    }
+}
+
+/// A counter being edited inside a transaction.
+pub struct CounterMut<'t, 'd> {
+    tx: &'t mut Transaction<'d>,
+    path: Path,
+}
+
+impl fmt::Debug for CounterMut<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CounterMut")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl CounterMut<'_, '_> {
+    fn add(&mut self, inc: u64, dec: u64) -> Result<(), DocError> {
+        let (i, d) = self.tx.counter_contribution(&self.path);
+        let overflow = |_| DocError::Overflow {
+            path: self.path.to_string(),
+            source: OverflowError,
+        };
+        let ni = i.checked_add(inc).ok_or(OverflowError).map_err(overflow)?;
+        let nd = d.checked_add(dec).ok_or(OverflowError).map_err(overflow)?;
+        self.tx.counters.insert(self.path.clone(), (ni, nd));
+        self.tx.ops.push(Op::Counter {
+            path: self.path.clone(),
+            inc,
+            dec,
+        });
+        Ok(())
+    }
+
+    /// Adds `by`.
+    pub fn increment(&mut self, by: u64) -> Result<(), DocError> {
+        self.add(by, 0)
+    }
+
+    /// Subtracts `by`.
+    pub fn decrement(&mut self, by: u64) -> Result<(), DocError> {
+        self.add(0, by)
+    }
+}
+
+/// A set of `T` being edited inside a transaction.
+pub struct SetMut<'t, 'd, T> {
+    tx: &'t mut Transaction<'d>,
+    path: Path,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T> fmt::Debug for SetMut<'_, '_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SetMut").field("path", &self.path).finish()
+    }
+}
+
+impl<T: Serialize> SetMut<'_, '_, T> {
+    /// Adds `value` (add wins over concurrent removes).
+    pub fn add(&mut self, value: &T) -> Result<(), DocError> {
+        let bytes = encode_scalar(&self.path, value)?;
+        self.tx.ops.push(Op::SetAdd {
+            path: self.path.clone(),
+            bytes,
+        });
+        Ok(())
+    }
+
+    /// Removes `value` as seen here.
+    pub fn remove(&mut self, value: &T) -> Result<(), DocError> {
+        let bytes = encode_scalar(&self.path, value)?;
+        self.tx.ops.push(Op::SetRemove {
+            path: self.path.clone(),
+            bytes,
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,216 @@
+//! The values a document holds, and their deltas, as one closed enum.
+//!
+//! Invariant: a [`Value`] and a [`ValueDelta`] of the same variant always
+//! belong together; the document never applies a delta to a value of
+//! another kind (updates are checked before anything is applied).
+
+use super::path::Kind;
+use crate::{Crdt, LwwMap, LwwRegister, MvRegister, OrSet, OrSetDelta, PnCounter, Text, TextDelta};
+use crate::{TextOp, VersionVector};
+use serde::{Deserialize, Serialize};
+
+/// Scalars inside registers and sets are stored as their postcard bytes, so
+/// one document can hold any serde type; typed handles decode them.
+pub(crate) type Bytes = Vec<u8>;
+
+/// One CRDT instance inside a document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Value {
+    Counter(PnCounter),
+    Register(LwwRegister<Bytes>),
+    Multi(MvRegister<Bytes>),
+    Set(OrSet<Bytes>),
+    Text(Box<Text>),
+    /// The key registry of a map: which kind is visible under each key.
+    Keys(LwwMap<String, Kind>),
+}
+
+/// A change to one [`Value`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) enum ValueDelta {
+    Counter(PnCounter),
+    Register(LwwRegister<Bytes>),
+    Multi(MvRegister<Bytes>),
+    Set(OrSetDelta<Bytes>),
+    Text(TextDelta),
+    Keys(LwwMap<String, Kind>),
+}
+
+/// What an applied delta changed, for observers.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Effect {
+    None,
+    Counter {
+        old: i128,
+        new: i128,
+    },
+    Register,
+    Set {
+        added: Vec<Bytes>,
+        removed: Vec<Bytes>,
+    },
+    Text(Vec<TextOp>),
+    Keys(Vec<String>),
+}
+
+impl Value {
+    /// An empty value of the kind a path ends in (`Map` means its keys).
+    pub(crate) fn empty(kind: Kind) -> Value {
+        match kind {
+            Kind::Counter => Value::Counter(PnCounter::new()),
+            Kind::Register => Value::Register(LwwRegister::new()),
+            Kind::MultiValue => Value::Multi(MvRegister::new()),
+            Kind::Set => Value::Set(OrSet::new()),
+            Kind::Text => Value::Text(Box::default()),
+            Kind::Map => Value::Keys(LwwMap::new()),
+        }
+    }
+
+    /// The kind of path this value may live at.
+    pub(crate) fn kind(&self) -> Kind {
+        match self {
+            Value::Counter(_) => Kind::Counter,
+            Value::Register(_) => Kind::Register,
+            Value::Multi(_) => Kind::MultiValue,
+            Value::Set(_) => Kind::Set,
+            Value::Text(_) => Kind::Text,
+            Value::Keys(_) => Kind::Map,
+        }
+    }
+
+    pub(crate) fn version(&self) -> VersionVector {
+        match self {
+            Value::Counter(v) => v.version(),
+            Value::Register(v) => v.version(),
+            Value::Multi(v) => v.version(),
+            Value::Set(v) => v.version(),
+            Value::Text(v) => v.version(),
+            Value::Keys(v) => v.version(),
+        }
+    }
+
+    /// What a peer whose version of this value is `since` lacks, or `None`
+    /// if it lacks nothing.
+    pub(crate) fn delta_since(&self, since: &VersionVector) -> Option<ValueDelta> {
+        let behind = !since.dominates(&self.version());
+        match self {
+            Value::Set(v) => {
+                // Removals do not advance a set's version: always check.
+                let d = v.delta_since(since);
+                (!d.is_empty()).then_some(ValueDelta::Set(d))
+            }
+            _ if !behind => None,
+            Value::Counter(v) => Some(ValueDelta::Counter(v.delta_since(since))),
+            Value::Register(v) => Some(ValueDelta::Register(v.delta_since(since))),
+            Value::Multi(v) => Some(ValueDelta::Multi(v.delta_since(since))),
+            Value::Text(v) => Some(ValueDelta::Text(v.delta_since(since))),
+            Value::Keys(v) => Some(ValueDelta::Keys(v.delta_since(since))),
+        }
+    }
+
+    /// Applies a delta of the same kind; returns what changed. A delta of
+    /// another kind is ignored (callers check kinds first).
+    pub(crate) fn apply(&mut self, delta: &ValueDelta, want_effect: bool) -> Effect {
+        match (self, delta) {
+            (Value::Counter(v), ValueDelta::Counter(d)) => {
+                let old = v.value();
+                v.apply(d);
+                let new = v.value();
+                if old == new {
+                    Effect::None
+                } else {
+                    Effect::Counter { old, new }
+                }
+            }
+            (Value::Register(v), ValueDelta::Register(d)) => {
+                let old = v.get().cloned();
+                v.apply(d);
+                if v.get() == old.as_ref() {
+                    Effect::None
+                } else {
+                    Effect::Register
+                }
+            }
+            (Value::Multi(v), ValueDelta::Multi(d)) => {
+                let old = v.clone();
+                v.apply(d);
+                if old.values().eq(v.values()) {
+                    Effect::None
+                } else {
+                    Effect::Register
+                }
+            }
+            (Value::Set(v), ValueDelta::Set(d)) => {
+                if !want_effect {
+                    v.apply(d);
+                    return Effect::None;
+                }
+                let before: Vec<Bytes> = v.iter().cloned().collect();
+                v.apply(d);
+                set_effect(&before, v)
+            }
+            (Value::Text(v), ValueDelta::Text(d)) => {
+                if want_effect {
+                    let ops = v.apply_with_events(d);
+                    if ops.is_empty() {
+                        Effect::None
+                    } else {
+                        Effect::Text(ops)
+                    }
+                } else {
+                    v.apply(d);
+                    Effect::None
+                }
+            }
+            (Value::Keys(v), ValueDelta::Keys(d)) => {
+                let touched: Vec<String> = d.entry_keys().cloned().collect();
+                let before: Vec<Option<Kind>> = touched.iter().map(|k| v.get(k).copied()).collect();
+                v.apply(d);
+                let changed: Vec<String> = touched
+                    .into_iter()
+                    .zip(before)
+                    .filter(|(k, b)| v.get(k).copied() != *b)
+                    .map(|(k, _)| k)
+                    .collect();
+                if changed.is_empty() {
+                    Effect::None
+                } else {
+                    Effect::Keys(changed)
+                }
+            }
+            _ => Effect::None,
+        }
+    }
+}
+
+impl ValueDelta {
+    /// The kind of value this delta applies to.
+    pub(crate) fn kind(&self) -> Kind {
+        match self {
+            ValueDelta::Counter(_) => Kind::Counter,
+            ValueDelta::Register(_) => Kind::Register,
+            ValueDelta::Multi(_) => Kind::MultiValue,
+            ValueDelta::Set(_) => Kind::Set,
+            ValueDelta::Text(_) => Kind::Text,
+            ValueDelta::Keys(_) => Kind::Map,
+        }
+    }
+}
+
+fn set_effect(before: &[Bytes], after: &OrSet<Bytes>) -> Effect {
+    let removed: Vec<Bytes> = before
+        .iter()
+        .filter(|e| !after.contains(e))
+        .cloned()
+        .collect();
+    let added: Vec<Bytes> = after
+        .iter()
+        .filter(|e| before.binary_search(e).is_err())
+        .cloned()
+        .collect();
+    if added.is_empty() && removed.is_empty() {
+        Effect::None
+    } else {
+        Effect::Set { added, removed }
+    }
+}
