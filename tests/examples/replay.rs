@@ -1,5 +1,6 @@
-//! Replays the sequential editing traces on one `Text` and prints timings.
-//! Run with `cargo run --release -p weft-tests --example replay`.
+//! Replays the sequential editing traces on one `Text` and prints timings,
+//! next to diamond-types replaying the same patches on the same machine.
+//! Run with `cargo run --release -p weft-tests --example replay [names]`.
 
 use std::time::Instant;
 use weft_core::{codec, ReplicaId, Text};
@@ -45,6 +46,29 @@ fn main() {
         println!(
             "{name}: {ops} patches, final length {len}, best of {iters}: {:.2} ms",
             best * 1e3
+        );
+        let mut dt_best = f64::MAX;
+        for _ in 0..iters {
+            let start = Instant::now();
+            let mut doc = diamond_types::list::ListCRDT::new();
+            let agent = doc.get_or_create_agent_id("a");
+            for txn in &trace.txns {
+                for p in &txn.patches {
+                    if p.1 > 0 {
+                        doc.delete_without_content(agent, p.0..p.0 + p.1);
+                    }
+                    if !p.2.is_empty() {
+                        doc.insert(agent, p.0, &p.2);
+                    }
+                }
+            }
+            dt_best = dt_best.min(start.elapsed().as_secs_f64());
+            assert_eq!(doc.branch.content().to_string(), trace.end_content);
+        }
+        println!(
+            "  diamond-types, same loop: best of {iters}: {:.2} ms (weft / dt = {:.2})",
+            dt_best * 1e3,
+            best / dt_best
         );
         let start = Instant::now();
         let bytes = codec::encode(&last);

@@ -36,6 +36,9 @@ pub(super) struct Rope {
     /// Fenwick trees (1-based) over leaves: chars, UTF-16 units, bytes.
     fenwick: [Vec<i64>; 3],
     totals: [usize; 3],
+    /// The leaf of the last edit and the lengths before it (kept exact by
+    /// every update; `None` after leaves are added or removed).
+    hint: Option<(usize, [usize; 3])>,
 }
 
 impl Default for Rope {
@@ -44,6 +47,7 @@ impl Default for Rope {
             leaves: vec![Leaf::default()],
             fenwick: [vec![0, 0], vec![0, 0], vec![0, 0]],
             totals: [0; 3],
+            hint: None,
         }
     }
 }
@@ -93,10 +97,16 @@ impl Rope {
                 i += i & i.wrapping_neg();
             }
             self.totals[m] = (self.totals[m] as i64 + delta) as usize;
+            if let Some((hint, before)) = &mut self.hint {
+                if leaf < *hint {
+                    before[m] = (before[m] as i64 + delta) as usize;
+                }
+            }
         }
     }
 
     fn rebuild(&mut self) {
+        self.hint = None;
         let n = self.leaves.len();
         for m in 0..3 {
             let tree = &mut self.fenwick[m];
@@ -117,6 +127,25 @@ impl Rope {
     /// The leaf holding position `index` of `metric` and the prefix sums of
     /// all three metrics before it. With `at_end`, an index on a leaf
     /// boundary resolves to the end of the earlier leaf.
+    /// [`Rope::find`] in chars, trying the last edited leaf first (edits
+    /// cluster) and remembering the answer.
+    fn find_hinted(&mut self, index: usize, at_end: bool) -> (usize, [usize; 3]) {
+        if let Some((leaf, before)) = self.hint {
+            let chars = self.leaves[leaf].chars;
+            let inside = if at_end {
+                index > before[0] && index <= before[0] + chars
+            } else {
+                index >= before[0] && index < before[0] + chars
+            };
+            if inside {
+                return (leaf, before);
+            }
+        }
+        let found = self.find(Metric::Chars, index, at_end);
+        self.hint = Some(found);
+        found
+    }
+
     fn find(&self, metric: Metric, index: usize, at_end: bool) -> (usize, [usize; 3]) {
         let tree = &self.fenwick[metric as usize];
         let n = self.leaves.len();
@@ -156,7 +185,7 @@ impl Rope {
         if s.is_empty() {
             return;
         }
-        let (leaf, before) = self.find(Metric::Chars, index, true);
+        let (leaf, before) = self.find_hinted(index, true);
         let l = &mut self.leaves[leaf];
         let byte = char_to_byte_in(l, index - before[0]);
         l.text.insert_str(byte, s);
@@ -198,7 +227,7 @@ impl Rope {
         let mut remaining = end.saturating_sub(start);
         let mut emptied = false;
         while remaining > 0 {
-            let (leaf, before) = self.find(Metric::Chars, start, false);
+            let (leaf, before) = self.find_hinted(start, false);
             let l = &mut self.leaves[leaf];
             let from = start - before[0];
             let n = remaining.min(l.chars - from);
