@@ -254,7 +254,9 @@ impl<'d> Transaction<'d> {
         let mut events: Vec<Event> = Vec::new();
         let mut touched: BTreeSet<Path> = BTreeSet::new();
         for op in ops {
-            let (path, delta, change) = apply_local(doc, op, now);
+            let Some((path, delta, change)) = apply_local(doc, op, now) else {
+                continue;
+            };
             if let Some(change) = change {
                 events.push(Event {
                     path: path.clone(),
@@ -313,10 +315,11 @@ impl<'d> Transaction<'d> {
 }
 
 /// Applies one validated local operation; returns the value's path, the
-/// delta to ship and the change for observers.
-fn apply_local(doc: &mut Doc, op: Op, now: u64) -> (Path, ValueDelta, Option<Change>) {
+/// delta to ship and the change for observers (`None` if the operation
+/// changes nothing, e.g. removing from a set that does not exist).
+fn apply_local(doc: &mut Doc, op: Op, now: u64) -> Option<(Path, ValueDelta, Option<Change>)> {
     let replica = doc.replica;
-    match op {
+    Some(match op {
         Op::SetKind { map, key, kind } => {
             let keys = doc.keys_mut(&map);
             let before = keys.get(&key).copied();
@@ -376,8 +379,10 @@ fn apply_local(doc: &mut Doc, op: Op, now: u64) -> (Path, ValueDelta, Option<Cha
             (path, ValueDelta::Set(d), change)
         }
         Op::SetRemove { path, bytes } => {
-            let Value::Set(s) = doc.value_mut(&path, Kind::Set) else {
-                unreachable_kind()
+            // Removing from a set nobody has created yet changes nothing; not
+            // creating it keeps every replica's representation identical.
+            let Some(Value::Set(s)) = doc.values.get_mut(&path) else {
+                return None;
             };
             let was = s.contains(&bytes);
             let d = s.remove(&bytes);
@@ -411,7 +416,7 @@ fn apply_local(doc: &mut Doc, op: Op, now: u64) -> (Path, ValueDelta, Option<Cha
             ops.push(TextOp::Delete(len));
             (path, ValueDelta::Text(d), Some(Change::Text(ops)))
         }
-    }
+    })
 }
 
 /// `Doc::value_mut` creates values of the path's kind, so a mismatch cannot
