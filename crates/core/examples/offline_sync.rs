@@ -1,62 +1,71 @@
-//! Two replicas edit a shopping list, a record and a counter while offline,
-//! then exchange what each is missing (encoded as bytes, as on a network) and
-//! converge.
+//! Two replicas of one document edit a note while offline — its text, tags,
+//! a like counter and a nested record — then exchange exactly what each is
+//! missing (as encoded bytes, as over a network) and converge.
 //!
 //! Run with `cargo run -p weft-core --example offline_sync`.
 
-use weft_core::{codec, wall_clock_ms, Crdt, LwwMap, OrSet, PnCounter, ReplicaId};
+use weft_core::{Doc, DocError, ReplicaId};
 
-fn sync<T: Crdt>(a: &mut T, b: &mut T) -> usize
-where
-    T::Delta: codec::Encode,
-{
-    let to_b = codec::encode(&a.delta_since(&b.version()));
-    let to_a = codec::encode(&b.delta_since(&a.version()));
-    let bytes = to_a.len() + to_b.len();
-    b.apply(&codec::decode(&to_b).expect("our own encoding decodes"));
-    a.apply(&codec::decode(&to_a).expect("our own encoding decodes"));
-    bytes
+fn show(name: &str, doc: &Doc) -> Result<(), DocError> {
+    let meta = doc.map("meta")?;
+    println!(
+        "  {name}: body={:?} tags={:?} likes={} title={:?} due={:?}",
+        doc.text("body")?.to_string(),
+        doc.set::<String>("tags")?.to_vec()?,
+        doc.counter("likes")?,
+        meta.register::<String>("title")?,
+        meta.register::<String>("due")?,
+    );
+    Ok(())
 }
 
-fn main() {
-    let (alice, bob) = (ReplicaId::random(), ReplicaId::random());
-    let now = wall_clock_ms();
+fn main() -> Result<(), DocError> {
+    let mut alice = Doc::new(ReplicaId::random());
+    let mut bob = Doc::new(ReplicaId::random());
 
-    let mut list_a: OrSet<String> = OrSet::new();
-    let mut note_a: LwwMap<String, String> = LwwMap::new();
-    let mut likes_a = PnCounter::new();
+    // A shared starting point: alice writes, bob receives her update.
+    let first = alice.transact(|tx| {
+        tx.text("body")?.insert(0, "Buy milk.")?;
+        tx.set::<String>("tags")?.add(&"shopping".to_string())?;
+        tx.map("meta")?.put("title", "Groceries")?;
+        Ok(())
+    })?;
+    bob.apply(&first)?;
 
-    // Shared starting point.
-    list_a.add(alice, "milk".into());
-    list_a.add(alice, "bread".into());
-    note_a.insert(alice, "title".into(), "Groceries".into(), now);
-    let (mut list_b, mut note_b, mut likes_b) = (list_a.clone(), note_a.clone(), likes_a.clone());
+    // Offline: both edit the same note.
+    alice.transact(|tx| {
+        tx.text("body")?.insert(9, " Eggs too.")?;
+        tx.set::<String>("tags")?.remove(&"shopping".to_string())?;
+        tx.counter("likes")?.increment(2)?;
+        tx.map("meta")?.put("title", "Groceries (Sat)")?;
+        Ok(())
+    })?;
+    bob.transact(|tx| {
+        tx.text("body")?.insert(0, "TODO: ")?;
+        tx.set::<String>("tags")?.add(&"shopping".to_string())?; // re-add: add wins
+        tx.set::<String>("tags")?.add(&"weekend".to_string())?;
+        tx.counter("likes")?.decrement(1)?;
+        tx.map("meta")?.put("due", "Saturday")?; // another field: both kept
+        Ok(())
+    })?;
+    println!("offline:");
+    show("alice", &alice)?;
+    show("bob  ", &bob)?;
 
-    // Offline: both edit.
-    list_a.remove(&"bread".to_string());
-    list_a.add(alice, "eggs".into());
-    note_a.insert(alice, "title".into(), "Groceries (Sat)".into(), now + 10);
-    likes_a.increment(alice, 2).expect("no overflow");
+    // Back online: each sends the other exactly what it lacks.
+    let to_bob = alice.diff(bob.version());
+    let to_alice = bob.diff(alice.version());
+    bob.apply(&to_bob)?;
+    alice.apply(&to_alice)?;
 
-    list_b.add(bob, "bread".into()); // re-add concurrent with alice's remove: add wins
-    list_b.add(bob, "coffee".into());
-    note_b.insert(bob, "shop".into(), "corner store".into(), now + 5);
-    likes_b.decrement(bob, 1).expect("no overflow");
-
-    println!("offline, alice: {:?}", list_a.iter().collect::<Vec<_>>());
-    println!("offline, bob:   {:?}", list_b.iter().collect::<Vec<_>>());
-
-    // Back online: exchange deltas.
-    let mut bytes = sync(&mut list_a, &mut list_b);
-    bytes += sync(&mut note_a, &mut note_b);
-    bytes += sync(&mut likes_a, &mut likes_b);
-
-    assert_eq!(list_a, list_b);
-    assert_eq!(note_a, note_b);
-    assert_eq!(likes_a, likes_b);
-    println!("synced ({bytes} bytes exchanged):");
-    println!("  list:  {:?}", list_a.iter().collect::<Vec<_>>());
-    println!("  note:  {:?}", note_a.iter().collect::<Vec<_>>());
-    println!("  likes: {}", likes_a.value());
-    println!("converged: true");
+    println!("synced ({} bytes exchanged):", to_bob.len() + to_alice.len());
+    show("alice", &alice)?;
+    show("bob  ", &bob)?;
+    let converged = alice == bob;
+    println!("converged: {converged}");
+    if converged {
+        Ok(())
+    } else {
+        std::process::exit(1)
+    }
 }
