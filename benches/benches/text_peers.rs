@@ -459,6 +459,55 @@ mod wf {
     }
 }
 
+// ---------------------------------------------------------------- weft Doc
+
+/// The same trace through the document layer: one `Doc` transaction per trace
+/// transaction (each commit builds and encodes its update), `Doc::save` /
+/// `Doc::load` for the snapshot. This is what an editor embedding weft does.
+mod wd {
+    use super::*;
+    use weft_core::{Doc, ReplicaId};
+
+    pub(crate) struct WeftDoc;
+
+    impl SeqPeer for WeftDoc {
+        type Doc = Doc;
+        const NAME: &'static str = "weft Doc";
+
+        fn replay(trace: &SeqTrace) -> Doc {
+            let mut doc = Doc::new(ReplicaId::new(1));
+            for txn in &trace.txns {
+                let update = doc.transact(|tx| {
+                    let mut t = tx.text("text")?;
+                    for p in txn {
+                        if p.del > 0 {
+                            t.delete(p.pos, p.del)?;
+                        }
+                        if !p.ins.is_empty() {
+                            t.insert(p.pos, &p.ins)?;
+                        }
+                    }
+                    Ok(())
+                });
+                black_box(update.expect("trace patches are in range"));
+            }
+            doc
+        }
+
+        fn content(doc: &Doc) -> String {
+            doc.text("text").expect("a text").to_string()
+        }
+
+        fn encodings(doc: &Doc) -> Vec<(&'static str, Vec<u8>)> {
+            vec![("Doc::save", doc.save())]
+        }
+
+        fn load(_: &str, bytes: &[u8]) -> Doc {
+            Doc::load(bytes, ReplicaId::new(2)).expect("weft Doc load")
+        }
+    }
+}
+
 // ---------------------------------------------------------------- report
 
 fn kib(bytes: i64) -> String {
@@ -501,6 +550,7 @@ fn main() {
         let rows = vec![
             measure_seq::<dt::Dt>(&trace, runs),
             measure_seq::<wf::Weft>(&trace, runs),
+            measure_seq::<wd::WeftDoc>(&trace, runs),
             measure_seq::<y::Yrs>(&trace, runs),
             measure_seq::<am::Am>(&trace, runs),
         ];
