@@ -13,11 +13,22 @@ use serde::de::DeserializeOwned;
 use std::fmt;
 use std::marker::PhantomData;
 
+/// Decodes a stored scalar as `T`. The whole encoding must be consumed:
+/// a prefix that happens to parse (a `String` read as `u64`, a `u16` read as
+/// `u8`) is another type, not a value of `T`.
 pub(crate) fn decode_scalar<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, DocError> {
-    postcard::from_bytes(bytes).map_err(|e| DocError::ValueType {
+    let err = |reason: String| DocError::ValueType {
         path: path.to_string(),
-        reason: e.to_string(),
-    })
+        reason,
+    };
+    let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| err(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(err(format!(
+            "{} bytes left over after the value",
+            rest.len()
+        )));
+    }
+    Ok(value)
 }
 
 /// The kind visible under `key` in the map at `map`, if any.

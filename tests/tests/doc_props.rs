@@ -1,0 +1,10 @@
+//! Document-level tests for `weft_core::Doc` (issue 4, "Tests").
+//!
+//! Documents are always driven through the public API: random transactions
+//! on 2–5 replicas, updates delivered out of order, duplicated, dropped and
+//! resent (see `weft_tests::doc_sim`). The case count comes from
+//! `PROPTEST_CASES`; failures are persisted next to this file in
+//! `doc_props.proptest-regressions`.
+
+#[path = "doc_props/errors.rs"]
+mod doc_props_errors;
