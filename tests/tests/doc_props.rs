@@ -6,5 +6,11 @@
 //! `PROPTEST_CASES`; failures are persisted next to this file in
 //! `doc_props.proptest-regressions`.
 
+#[path = "doc_props/converge.rs"]
+mod doc_props_converge;
 #[path = "doc_props/errors.rs"]
 mod doc_props_errors;
+#[path = "doc_props/model.rs"]
+mod doc_props_model;
+#[path = "doc_props/persist.rs"]
+mod doc_props_persist;
