@@ -321,17 +321,15 @@ impl Doc {
     pub fn apply(&mut self, bytes: &[u8]) -> Result<ApplyReport, DocError> {
         let body: UpdateBody = codec::decode_with_limit(bytes, self.limits.max_input_bytes)?;
         body.validate()?;
-        self.apply_body(body, bytes.len())
+        self.apply_body(body)
     }
 
     /// Merges everything `other` has into `self` (as if `other` sent a diff).
     pub fn merge(&mut self, other: &Doc) -> Result<ApplyReport, DocError> {
         let body = other.diff_body(&self.version);
-        let len = body.encoded_len();
-        let report = self.apply_body(body, len)?;
+        let report = self.apply_body(body)?;
         for pending in &other.pending {
-            let len = pending.encoded_len();
-            self.apply_body(pending.clone(), len)?;
+            self.apply_body(pending.clone())?;
         }
         Ok(ApplyReport {
             pending: self.pending.len(),
@@ -340,13 +338,16 @@ impl Doc {
         })
     }
 
-    fn apply_body(&mut self, body: UpdateBody, len: usize) -> Result<ApplyReport, DocError> {
+    /// Waiting updates are accounted at their body's encoded size, the same
+    /// measure `drain_pending` subtracts and `load_with_limits` recomputes.
+    fn apply_body(&mut self, body: UpdateBody) -> Result<ApplyReport, DocError> {
         let status = if self.version.dominates(&body.to) {
             ApplyStatus::Duplicate
         } else if self.version.dominates(&body.from) {
             self.integrate(&body);
             ApplyStatus::Applied
         } else {
+            let len = body.encoded_len();
             if self.pending.len() >= self.limits.max_pending_updates
                 || self.pending_bytes.saturating_add(len) > self.limits.max_pending_bytes
             {
