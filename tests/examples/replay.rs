@@ -48,6 +48,7 @@ fn main() {
             best * 1e3
         );
         let mut dt_best = f64::MAX;
+        let mut dt_doc = diamond_types::list::ListCRDT::new();
         for _ in 0..iters {
             let start = Instant::now();
             let mut doc = diamond_types::list::ListCRDT::new();
@@ -64,24 +65,66 @@ fn main() {
             }
             dt_best = dt_best.min(start.elapsed().as_secs_f64());
             assert_eq!(doc.branch.content().to_string(), trace.end_content);
+            dt_doc = doc;
         }
         println!(
             "  diamond-types, same loop: best of {iters}: {:.2} ms (weft / dt = {:.2})",
             dt_best * 1e3,
             best / dt_best
         );
-        let start = Instant::now();
+        // Snapshot size and load time, weft and diamond-types, median of
+        // `runs` (at least 5).
+        let runs = iters.max(5);
         let bytes = codec::encode(&last);
-        let encoded = start.elapsed();
-        let start = Instant::now();
+        let encode = median(runs, || {
+            std::hint::black_box(codec::encode(&last));
+        });
+        let decode = median(runs, || {
+            let back: Text = codec::decode(&bytes).expect("own encoding decodes");
+            std::hint::black_box(back);
+        });
         let back: Text = codec::decode(&bytes).expect("own encoding decodes");
-        let decoded = start.elapsed();
         assert_eq!(back, last);
+        assert_eq!(back.to_string(), trace.end_content);
+        let dt_bytes = dt_doc
+            .oplog
+            .encode(diamond_types::list::encoding::ENCODE_FULL);
+        let dt_encode = median(runs, || {
+            std::hint::black_box(
+                dt_doc
+                    .oplog
+                    .encode(diamond_types::list::encoding::ENCODE_FULL),
+            );
+        });
+        let dt_load = median(runs, || {
+            let doc = diamond_types::list::ListCRDT::load_from(&dt_bytes).expect("dt loads");
+            std::hint::black_box(doc);
+        });
         println!(
-            "  encoded state: {} bytes (encode {:.2} ms, decode {:.2} ms)",
+            "  encoded state: {} bytes (encode {:.2} ms, decode {:.2} ms); \
+             diamond-types: {} bytes (encode {:.2} ms, load {:.2} ms); \
+             size ratio {:.2}, load ratio {:.2}",
             bytes.len(),
-            encoded.as_secs_f64() * 1e3,
-            decoded.as_secs_f64() * 1e3
+            encode * 1e3,
+            decode * 1e3,
+            dt_bytes.len(),
+            dt_encode * 1e3,
+            dt_load * 1e3,
+            bytes.len() as f64 / dt_bytes.len() as f64,
+            decode / dt_load
         );
     }
+}
+
+/// Median wall time of `runs` calls of `f`, in seconds.
+fn median(runs: usize, mut f: impl FnMut()) -> f64 {
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[runs / 2]
 }

@@ -7,7 +7,7 @@
 //! op's replica advances, so buffering costs `O(log n)` per run, never a
 //! rescan of everything buffered.
 
-use super::delta::{Run, RunOp};
+use super::delta::{Content, OpRef, Run, RunOp, RunRef};
 use super::events::EventLog;
 use super::ids::{self, EntryKind, Lookup};
 use super::span::{Span, NONE};
@@ -69,8 +69,14 @@ impl Text {
 
     /// Applies the part of `run` not applied yet, if its dependencies are.
     pub(super) fn apply_run(&mut self, run: &Run, log: Option<&mut EventLog>) -> Outcome {
+        self.apply_ref(run.as_ref(), log)
+    }
+
+    /// [`Text::apply_run`] on a borrowed run (`run.len` must be its op
+    /// count).
+    pub(super) fn apply_ref(&mut self, run: RunRef<'_>, log: Option<&mut EventLog>) -> Outcome {
         let known = self.ids.known(run.id.replica);
-        let len = run.len();
+        let len = run.len;
         let Some(last) = run.id.counter.checked_add(len.saturating_sub(1)) else {
             return Outcome::Invalid;
         };
@@ -85,21 +91,27 @@ impl Text {
         }
         let skip = known + 1 - run.id.counter;
         let n = (len - skip) as u32;
-        match &run.op {
-            RunOp::Insert {
+        match run.op {
+            OpRef::Insert {
                 origin_left,
                 origin_right,
-                content,
+                text,
             } => {
-                let (left_dot, text) = if skip > 0 {
+                let left_dot = if skip > 0 {
+                    Some(Dot::new(run.id.replica, known))
+                } else {
+                    origin_left
+                };
+                let text = text.map(|content| {
+                    if skip == 0 {
+                        return content;
+                    }
                     let byte = content
                         .char_indices()
                         .nth(skip as usize)
                         .map_or(content.len(), |(b, _)| b);
-                    (Some(Dot::new(run.id.replica, known)), &content[byte..])
-                } else {
-                    (*origin_left, content.as_str())
-                };
+                    &content[byte..]
+                });
                 let resolve = |dot: Option<Dot>| match self.ids.item(dot) {
                     Ok(i) => Ok(i),
                     Err(Lookup::Missing) => Err(dot.map_or(Outcome::Invalid, Outcome::Pending)),
@@ -109,7 +121,7 @@ impl Text {
                     Ok(i) => i,
                     Err(outcome) => return outcome,
                 };
-                let right = match resolve(*origin_right) {
+                let right = match resolve(origin_right) {
                     Ok(i) => i,
                     Err(outcome) => return outcome,
                 };
@@ -117,25 +129,25 @@ impl Text {
                     return Outcome::Invalid;
                 }
                 let r = self.ids.replica(run.id.replica);
-                let item = self.ids.push_insert(r, known + 1, n, (left, right), text);
+                let item = self
+                    .ids
+                    .push_insert(r, known + 1, n, (left, right), text.unwrap_or(""));
                 let span = Span {
                     item,
                     len: n,
                     origin_left: left,
                     origin_right: right,
-                    deleted: false,
+                    deleted: text.is_none(),
                 };
                 let cursor = integrate::place(&self.tree, &self.ids, &span);
-                let pos = self.tree.visible_before(cursor) as usize;
+                if let Some(text) = text {
+                    let pos = self.tree.visible_before(cursor) as usize;
+                    self.rope.insert(pos, text);
+                }
                 self.tree.insert(cursor, span);
-                self.rope.insert(pos, text);
             }
-            RunOp::Delete {
-                target,
-                len: _,
-                reversed,
-            } => {
-                let lo = if *reversed {
+            OpRef::Delete { target, reversed } => {
+                let lo = if reversed {
                     target.counter
                 } else {
                     target.counter + skip
@@ -157,7 +169,7 @@ impl Text {
                 let kind = EntryKind::Delete {
                     target: tr,
                     lo,
-                    reversed: *reversed && n > 1,
+                    reversed: reversed && n > 1,
                 };
                 self.ids.push_delete(r, known + 1, n, kind);
                 let mut log = log;
@@ -203,11 +215,16 @@ impl Text {
                 bytes,
                 ..
             } => {
-                let text = &self.ids.content[content as usize..(content + bytes) as usize];
-                let byte = text
-                    .char_indices()
-                    .nth(skip as usize)
-                    .map_or(text.len(), |(b, _)| b);
+                let content = if bytes == 0 {
+                    Content::Deleted(u64::from(e.len) - skip)
+                } else {
+                    let text = &self.ids.content[content as usize..(content + bytes) as usize];
+                    let byte = text
+                        .char_indices()
+                        .nth(skip as usize)
+                        .map_or(text.len(), |(b, _)| b);
+                    Content::Text(text[byte..].to_string())
+                };
                 RunOp::Insert {
                     origin_left: if skip > 0 {
                         Some(Dot::new(replica, e.seq + skip - 1))
@@ -215,7 +232,7 @@ impl Text {
                         self.ids.dot_opt(origin_left)
                     },
                     origin_right: self.ids.dot_opt(origin_right),
-                    content: text[byte..].to_string(),
+                    content,
                 }
             }
             EntryKind::Delete {

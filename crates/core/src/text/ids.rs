@@ -32,7 +32,9 @@ pub(super) struct Entry {
 /// The ops of an [`Entry`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum EntryKind {
-    /// Inserted characters: items `item..item + len`, content in the buffer.
+    /// Inserted characters: items `item..item + len`, content in the buffer
+    /// at `content..content + bytes`; `bytes == 0` means the text is not
+    /// known (received without it because it is deleted).
     Insert {
         item: u32,
         origin_left: u32,
@@ -347,7 +349,8 @@ fn extend(prev: &mut Entry, next: &Entry) -> bool {
         ) if *item + prev.len == *item2
             && *left2 == *item2 - 1
             && origin_right == right2
-            && *content + *bytes == *content2 =>
+            && *content + *bytes == *content2
+            && (*bytes == 0) == (*bytes2 == 0) =>
         {
             *bytes += bytes2;
         }

@@ -39,6 +39,7 @@ mod rope;
 mod span;
 mod tree;
 mod unicode;
+mod wire;
 
 pub use delta::TextDelta;
 pub use events::TextOp;
@@ -47,7 +48,7 @@ pub use position::{Bias, StablePosition};
 use crate::codec::{kind, Encode};
 use crate::{Crdt, DecodeError, Dot, ReplicaId, VersionVector};
 use apply::Outcome;
-use delta::{Run, RunOp};
+use delta::{Content, Run, RunOp};
 use events::EventLog;
 use ids::{EntryKind, Ids};
 use rope::{Metric, Rope};
@@ -189,7 +190,7 @@ impl Text {
                 op: RunOp::Insert {
                     origin_left: self.ids.dot_opt(left),
                     origin_right: self.ids.dot_cached(right),
-                    content: s.to_string(),
+                    content: Content::Text(s.to_string()),
                 },
             }],
         }
@@ -401,45 +402,111 @@ impl Crdt for Text {
     }
 }
 
-/// Encoded form of a [`Text`]: its op history, then its buffered ops.
-#[derive(Serialize, Deserialize)]
-struct TextRepr {
-    ops: TextDelta,
-    pending: TextDelta,
+impl Text {
+    /// Every op-log entry as `(replica, entry)`, in application order.
+    fn entries_in_order(&self) -> Vec<(usize, usize)> {
+        let mut picks: Vec<(u32, usize, usize)> = Vec::new();
+        for (r, log) in self.ids.replicas.iter().enumerate() {
+            for (i, e) in log.entries.iter().enumerate() {
+                picks.push((e.arrival, r, i));
+            }
+        }
+        picks.sort_unstable_by_key(|p| p.0);
+        picks.into_iter().map(|(_, r, i)| (r, i)).collect()
+    }
+
+    /// The snapshot blob: the op log in application order with inserts cut
+    /// where deletion starts or stops, deleted pieces without their text,
+    /// then the buffered runs (see `docs/protocol.md`, "Text").
+    fn snapshot(&self) -> Vec<u8> {
+        let mut enc = wire::Encoder::new();
+        for (r, i) in self.entries_in_order() {
+            let replica = self.ids.replicas[r].id;
+            let e = &self.ids.replicas[r].entries[i];
+            match e.kind {
+                EntryKind::Insert {
+                    item,
+                    origin_left,
+                    origin_right,
+                    content,
+                    bytes,
+                } => {
+                    let origin_right = self.ids.dot_opt(origin_right);
+                    let text = &self.ids.content[content as usize..(content + bytes) as usize];
+                    let (mut at, mut byte) = (0u32, 0usize);
+                    while at < e.len {
+                        let c = self.tree.locate(item + at);
+                        let s = self.tree.span_at(c);
+                        let n = (s.len - c.offset).min(e.len - at);
+                        let origin_left = if at == 0 {
+                            self.ids.dot_opt(origin_left)
+                        } else {
+                            Some(Dot::new(replica, e.seq + u64::from(at) - 1))
+                        };
+                        let end = if bytes == 0 {
+                            0
+                        } else if text.len() == e.len as usize {
+                            byte + n as usize
+                        } else {
+                            byte + text[byte..]
+                                .char_indices()
+                                .nth(n as usize)
+                                .map_or(text.len() - byte, |(b, _)| b)
+                        };
+                        let piece = (bytes > 0 && !s.deleted).then(|| &text[byte..end]);
+                        enc.push(delta::RunRef {
+                            id: Dot::new(replica, e.seq + u64::from(at)),
+                            len: u64::from(n),
+                            op: delta::OpRef::Insert {
+                                origin_left,
+                                origin_right,
+                                text: piece,
+                            },
+                        });
+                        at += n;
+                        byte = end;
+                    }
+                }
+                EntryKind::Delete { .. } => enc.push(self.entry_run(r, e, 0).as_ref()),
+            }
+        }
+        let ops = enc.runs();
+        for run in self.pending_runs() {
+            enc.push(run.as_ref());
+        }
+        let pending = enc.runs() - ops;
+        enc.finish(&[ops, pending])
+    }
+
+    /// Rebuilds a text from [`Text::snapshot`]'s blob.
+    fn from_snapshot(blob: &[u8]) -> Result<Text, DecodeError> {
+        let mut text = Text::new();
+        let mut pending = TextDelta::new();
+        wire::decode(blob, 2, |group, run| {
+            if group == 1 {
+                pending.runs.push(run.to_run());
+            } else if text.apply_ref(run, None) != Outcome::Applied {
+                return Err(DecodeError::Invalid(
+                    "text history is not a causally ordered, gap-free op log",
+                ));
+            }
+            Ok(())
+        })?;
+        text.apply(&pending);
+        Ok(text)
+    }
 }
 
+/// Encoded as one byte string: the blob of [`Text::snapshot`].
 impl Serialize for Text {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        TextRepr {
-            ops: self.delta_since(&VersionVector::new()),
-            pending: TextDelta {
-                runs: self.pending_runs().cloned().collect(),
-            },
-        }
-        .serialize(serializer)
+        serializer.serialize_bytes(&self.snapshot())
     }
 }
 
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let repr = TextRepr::deserialize(deserializer)?;
-        Text::try_from(repr).map_err(serde::de::Error::custom)
-    }
-}
-
-impl TryFrom<TextRepr> for Text {
-    type Error = DecodeError;
-    fn try_from(repr: TextRepr) -> Result<Self, DecodeError> {
-        let mut text = Text::new();
-        for run in &repr.ops.runs {
-            if text.apply_run(run, None) != Outcome::Applied {
-                return Err(DecodeError::Invalid(
-                    "text history is not a causally ordered, gap-free op log",
-                ));
-            }
-        }
-        text.apply(&repr.pending);
-        Ok(text)
+        deserializer.deserialize_bytes(wire::BlobVisitor(Text::from_snapshot))
     }
 }
 
