@@ -16,3 +16,5 @@ mod doc_props_model;
 mod doc_props_pending;
 #[path = "doc_props/persist.rs"]
 mod doc_props_persist;
+#[path = "doc_props/robust.rs"]
+mod doc_props_robust;

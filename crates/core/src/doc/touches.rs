@@ -152,6 +152,21 @@ impl Touches {
         }
     }
 
+    /// Checks a table decoded from untrusted bytes (a snapshot) against the
+    /// snapshot's version, as [`validate_runs`] does for an update's records.
+    pub(crate) fn validate(&self, version: &VersionVector) -> Result<(), DecodeError> {
+        for (&r, runs) in &self.replicas {
+            let limit = version.get(r);
+            validate_runs(runs, limit)?;
+            if runs.iter().any(|run| run.last_doc() > limit) {
+                return Err(DecodeError::Invalid(
+                    "snapshot touches beyond its own version",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Number of stored runs.
     #[cfg(test)]
     pub(crate) fn run_count(&self) -> usize {
@@ -210,6 +225,34 @@ mod tests {
         let rest = t.since(&v);
         assert_eq!(rest[0].1[0].doc, 501);
         assert_eq!(rest[0].1[0].count, 500);
+    }
+
+    /// Regression: snapshot touches were not validated, so a damaged
+    /// snapshot with an empty run loaded and `diff` then underflowed in
+    /// `Run::last_doc`.
+    #[test]
+    fn validate_refuses_empty_runs_and_runs_past_the_version() {
+        let mut v = VersionVector::new();
+        v.set(R, 3);
+        let table = |run: Run| Touches {
+            replicas: BTreeMap::from([(R, vec![run])]),
+        };
+        let run = |doc, count| Run {
+            doc,
+            val: 1,
+            count,
+            step: 1,
+        };
+        assert!(table(run(1, 0)).validate(&v).is_err(), "empty run");
+        assert!(
+            table(run(0, 1)).validate(&v).is_err(),
+            "run at counter zero"
+        );
+        assert!(
+            table(run(3, 2)).validate(&v).is_err(),
+            "run past the version"
+        );
+        assert!(table(run(1, 3)).validate(&v).is_ok());
     }
 
     #[test]

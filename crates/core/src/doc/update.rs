@@ -90,8 +90,9 @@ impl SnapshotBody {
                 "snapshot touches not strictly ascending",
             ));
         }
-        for (path, _) in &self.touches {
+        for (path, touches) in &self.touches {
             path.validate()?;
+            touches.validate(&self.version)?;
         }
         for u in &self.pending {
             u.validate()?;
