@@ -12,6 +12,8 @@ mod doc_props_converge;
 mod doc_props_errors;
 #[path = "doc_props/model.rs"]
 mod doc_props_model;
+#[path = "doc_props/observers.rs"]
+mod doc_props_observers;
 #[path = "doc_props/pending.rs"]
 mod doc_props_pending;
 #[path = "doc_props/persist.rs"]
