@@ -140,9 +140,12 @@ impl Text {
                     deleted: text.is_none(),
                 };
                 let cursor = integrate::place(&self.tree, &self.ids, &span);
-                if let Some(text) = text {
-                    let pos = self.tree.visible_before(cursor) as usize;
-                    self.rope.insert(pos, text);
+                match text {
+                    Some(text) if !self.loading => {
+                        let pos = self.tree.visible_before(cursor) as usize;
+                        self.rope.insert(pos, text);
+                    }
+                    _ => {}
                 }
                 self.tree.insert(cursor, span);
             }
@@ -188,7 +191,9 @@ impl Text {
             let c = self.tree.locate(item);
             let s = *self.tree.span_at(c);
             let take = (s.len - c.offset).min(end - item);
-            if !s.deleted {
+            if !s.deleted && self.loading {
+                self.tree.delete(c, take);
+            } else if !s.deleted {
                 let pos = self.tree.visible_before(c) as usize;
                 self.tree.delete(c, take);
                 self.rope.remove(pos, pos + take as usize);

@@ -103,7 +103,10 @@ pub(super) struct Ids {
 impl Ids {
     /// The index of `id`, if it has a log.
     pub(super) fn find(&self, id: ReplicaId) -> Option<u32> {
-        self.index.get(&id).copied()
+        match self.last_replica {
+            Some((last, r)) if last == id => Some(r),
+            _ => self.index.get(&id).copied(),
+        }
     }
 
     /// The index of `id`, creating its log.
@@ -140,6 +143,21 @@ impl Ids {
     /// The entry of replica `r` holding `seq` (which must be applied).
     pub(super) fn entry_index(&self, r: u32, seq: u64) -> usize {
         let entries = &self.replicas[r as usize].entries;
+        // Ops mostly refer to the latest entries (typing, backspace).
+        let n = entries.len();
+        for back in 1..=2 {
+            match n.checked_sub(back).map(|i| (i, &entries[i])) {
+                Some((i, e)) if e.seq <= seq => {
+                    return if seq < e.seq + u64::from(e.len) {
+                        i
+                    } else {
+                        i + 1
+                    };
+                }
+                Some(_) => {}
+                None => return 0,
+            }
+        }
         entries.partition_point(|e| e.seq + u64::from(e.len) <= seq)
     }
 

@@ -84,6 +84,9 @@ pub struct Text {
     /// Buffered runs, keyed by the op they wait for: `(replica, counter)`
     /// means "until `counter` ops of `replica` have been applied".
     pending: BTreeMap<ReplicaId, BTreeMap<u64, Vec<Run>>>,
+    /// Set while rebuilding from a snapshot: the rope is left alone and
+    /// built once at the end ([`Text::rebuild_rope`]).
+    loading: bool,
 }
 
 impl Text {
@@ -480,7 +483,10 @@ impl Text {
 
     /// Rebuilds a text from [`Text::snapshot`]'s blob.
     fn from_snapshot(blob: &[u8]) -> Result<Text, DecodeError> {
-        let mut text = Text::new();
+        let mut text = Text {
+            loading: true,
+            ..Text::default()
+        };
         let mut pending = TextDelta::new();
         wire::decode(blob, 2, |group, run| {
             if group == 1 {
@@ -492,8 +498,67 @@ impl Text {
             }
             Ok(())
         })?;
+        text.loading = false;
+        text.rebuild_rope();
         text.apply(&pending);
         Ok(text)
+    }
+
+    /// Rebuilds the rope from the tree and the op log's content.
+    fn rebuild_rope(&mut self) {
+        // Insert entries with text, by first item: (item, len, content,
+        // bytes); non-ASCII ones get their char boundaries in `bounds` from
+        // index `content` on (so slicing costs O(1) per span).
+        let mut known: Vec<(u32, u32, u32, u32)> = self
+            .ids
+            .replicas
+            .iter()
+            .flat_map(|log| log.entries.iter())
+            .filter_map(|e| match e.kind {
+                EntryKind::Insert {
+                    item,
+                    content,
+                    bytes,
+                    ..
+                } if bytes > 0 => Some((item, e.len, content, bytes)),
+                _ => None,
+            })
+            .collect();
+        known.sort_unstable();
+        let mut bounds: Vec<u32> = Vec::new();
+        let mut bounds_at: Vec<u32> = Vec::with_capacity(known.len());
+        for &(_, len, content, bytes) in &known {
+            bounds_at.push(bounds.len() as u32);
+            if bytes != len {
+                let text = &self.ids.content[content as usize..(content + bytes) as usize];
+                bounds.extend(text.char_indices().map(|(b, _)| content + b as u32));
+                bounds.push(content + bytes);
+            }
+        }
+        let content = &self.ids.content;
+        let mut visible = String::with_capacity(content.len());
+        for s in self.tree.iter().filter(|s| !s.deleted) {
+            let (mut item, end) = (s.item, s.end());
+            while item < end {
+                let i = known.partition_point(|k| k.0 + k.1 <= item);
+                // A visible item always has its text; stop rather than panic.
+                let Some(&(first, len, start, bytes)) = known.get(i).filter(|k| k.0 <= item) else {
+                    break;
+                };
+                let n = (first + len).min(end) - item;
+                let (from, to) = ((item - first) as usize, (item - first + n) as usize);
+                let (a, b) = if bytes == len {
+                    (start as usize + from, start as usize + to)
+                } else {
+                    let at = bounds_at[i] as usize;
+                    (bounds[at + from] as usize, bounds[at + to] as usize)
+                };
+                visible.push_str(&content[a..b]);
+                item += n;
+            }
+        }
+        self.rope = Rope::default();
+        self.rope.insert(0, &visible);
     }
 }
 

@@ -418,7 +418,6 @@ impl Tree {
     }
 
     /// All spans in document order.
-    #[cfg(test)]
     pub(super) fn iter(&self) -> impl Iterator<Item = &Span> + '_ {
         self.order
             .iter()
