@@ -172,7 +172,7 @@ proptest! {
                 ObsStep::Merge(from) => {
                     let src = Doc::load(&docs[*from].save(), ReplicaId::new(9))
                         .map_err(|e| TestCaseError::fail(format!("{e}")))?;
-                    docs[1].merge(&src).map_err(|e| TestCaseError::fail(format!("{e}")))?;
+                    docs[1].merge(&src);
                     Origin::Remote
                 }
                 ObsStep::Unsubscribe => {

@@ -69,7 +69,10 @@ impl Receiver {
             self.version.join(&u.to);
             ApplyStatus::Applied
         } else {
-            self.pending.push(i);
+            // A resent copy of a waiting update is not kept twice.
+            if !self.pending.contains(&i) {
+                self.pending.push(i);
+            }
             ApplyStatus::Pending
         };
         let mut unblocked = 0;

@@ -324,29 +324,50 @@ impl Doc {
         self.apply_body(body)
     }
 
-    /// Merges everything `other` has into `self` (as if `other` sent a diff).
-    pub fn merge(&mut self, other: &Doc) -> Result<ApplyReport, DocError> {
+    /// Merges everything `other` has applied into `self`, exactly as if
+    /// `other` had sent `other.diff(self.version())`. Updates still waiting in
+    /// `other`'s pending buffer are not part of its state and stay there.
+    /// Cannot fail: the diff is made against this document's own version, so
+    /// it is always applicable.
+    pub fn merge(&mut self, other: &Doc) -> ApplyReport {
         let body = other.diff_body(&self.version);
-        let report = self.apply_body(body)?;
-        for pending in &other.pending {
-            self.apply_body(pending.clone())?;
-        }
-        Ok(ApplyReport {
+        let report = self.integrate_ready(body);
+        ApplyReport {
             pending: self.pending.len(),
             missing: self.missing(),
             ..report
-        })
+        }
+    }
+
+    /// Applies a body known to be applicable (its `from` is included).
+    fn integrate_ready(&mut self, body: UpdateBody) -> ApplyReport {
+        let status = if self.version.dominates(&body.to) {
+            ApplyStatus::Duplicate
+        } else {
+            self.integrate(&body);
+            ApplyStatus::Applied
+        };
+        let unblocked = if status == ApplyStatus::Applied {
+            self.drain_pending()
+        } else {
+            0
+        };
+        ApplyReport {
+            status,
+            unblocked,
+            pending: self.pending.len(),
+            missing: self.missing(),
+        }
     }
 
     /// Waiting updates are accounted at their body's encoded size, the same
     /// measure `drain_pending` subtracts and `load_with_limits` recomputes.
     fn apply_body(&mut self, body: UpdateBody) -> Result<ApplyReport, DocError> {
-        let status = if self.version.dominates(&body.to) {
-            ApplyStatus::Duplicate
-        } else if self.version.dominates(&body.from) {
-            self.integrate(&body);
-            ApplyStatus::Applied
-        } else {
+        if self.version.dominates(&body.to) || self.version.dominates(&body.from) {
+            return Ok(self.integrate_ready(body));
+        }
+        // Not applicable yet: keep it, once (a resent copy is not kept twice).
+        if !self.pending.contains(&body) {
             let len = body.encoded_len();
             if self.pending.len() >= self.limits.max_pending_updates
                 || self.pending_bytes.saturating_add(len) > self.limits.max_pending_bytes
@@ -358,16 +379,10 @@ impl Doc {
             }
             self.pending_bytes += len;
             self.pending.push(body);
-            ApplyStatus::Pending
-        };
-        let unblocked = if status == ApplyStatus::Applied {
-            self.drain_pending()
-        } else {
-            0
-        };
+        }
         Ok(ApplyReport {
-            status,
-            unblocked,
+            status: ApplyStatus::Pending,
+            unblocked: 0,
             pending: self.pending.len(),
             missing: self.missing(),
         })

@@ -60,7 +60,7 @@ impl Touches {
                     last.count = 2;
                     return;
                 }
-                if val == last.last_val() + last.step {
+                if last.last_val().checked_add(last.step) == Some(val) {
                     last.count += 1;
                     return;
                 }
