@@ -58,7 +58,10 @@ fn main() -> Result<(), DocError> {
     bob.apply(&to_bob)?;
     alice.apply(&to_alice)?;
 
-    println!("synced ({} bytes exchanged):", to_bob.len() + to_alice.len());
+    println!(
+        "synced ({} bytes exchanged):",
+        to_bob.len() + to_alice.len()
+    );
     show("alice", &alice)?;
     show("bob  ", &bob)?;
     let converged = alice == bob;
