@@ -378,6 +378,17 @@ mod tests {
     }
 
     #[test]
+    fn layout_matches_the_protocol_example() {
+        let mut t = crate::Text::new();
+        let d = t.insert(ReplicaId::new(1), 0, "hi");
+        let expected = [
+            0x57, 0x45, 0x46, 0x54, 0x01, 0x0b, 0x12, 0x00, 0x01, 0x01, 0x01, 0x0a, 0x01, 0x0c,
+            0x00, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x68, 0x69,
+        ];
+        assert_eq!(codec::encode(&d), expected);
+    }
+
+    #[test]
     fn deleted_content_round_trips_and_merges() {
         let mut d = TextDelta::new();
         d.push(insert(1, 2, Some("ab")).to_run());
