@@ -1,0 +1,164 @@
+//! The [`Store`] trait both the client and the relay write through, and the
+//! values it returns.
+
+use crate::compaction::CompactionPolicy;
+use crate::crypto::EncryptionKey;
+use crate::load::StoredDoc;
+use crate::Result;
+use std::fmt;
+use std::time::SystemTime;
+use weft_core::{Doc, ReplicaId};
+
+/// A durable home for documents: per document, an append-only log of
+/// updates and at most one snapshot that the log continues.
+///
+/// Implementations: [`SqliteStore`](crate::SqliteStore) (durable, the
+/// default) and [`MemoryStore`](crate::MemoryStore) (tests only). Every
+/// method blocks the calling thread; from async code use
+/// [`AsyncStore`](crate::AsyncStore) or a blocking task.
+///
+/// ```
+/// use weft_core::{Doc, ReplicaId};
+/// use weft_persist::{MemoryStore, Store};
+///
+/// fn save_edit(store: &dyn Store, doc: &mut Doc) -> weft_persist::Result<()> {
+///     let update = doc.transact(|tx| tx.counter("n")?.increment(1)).unwrap();
+///     store.append("counter-doc", &update)?; // durable when this returns
+///     Ok(())
+/// }
+/// let store = MemoryStore::new();
+/// let mut doc = Doc::new(ReplicaId::random());
+/// save_edit(&store, &mut doc).unwrap();
+/// let back = store.load("counter-doc", ReplicaId::random()).unwrap().unwrap();
+/// assert_eq!(back, doc);
+/// ```
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Appends an encoded update ([`Doc::transact`] or [`Doc::diff`]
+    /// output) to `doc_id`'s log, creating the document if needed. When this
+    /// returns `Ok`, the update is durable (for [`SqliteStore`](crate::SqliteStore):
+    /// committed and fsynced). Bytes that do not decode as an update are
+    /// refused with [`Error::InvalidUpdate`](crate::Error::InvalidUpdate).
+    fn append(&self, doc_id: &str, update: &[u8]) -> Result<Appended>;
+
+    /// The verified records of `doc_id` (snapshot and the updates after it),
+    /// or `None` if the document does not exist. Every record's checksum is
+    /// checked; a bad or missing record is an error, never skipped.
+    fn read(&self, doc_id: &str) -> Result<Option<StoredDoc>>;
+
+    /// Loads `doc_id`: its snapshot with every later update applied, to be
+    /// edited as `replica`. `None` if the document does not exist.
+    fn load(&self, doc_id: &str, replica: ReplicaId) -> Result<Option<Doc>> {
+        match self.read(doc_id)? {
+            Some(stored) => stored.into_doc(doc_id, replica).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Folds the log of `doc_id` into a new snapshot, atomically: the new
+    /// snapshot and the removal of the folded updates and of the old
+    /// snapshot commit together or not at all. `None` if the document does
+    /// not exist.
+    fn compact(&self, doc_id: &str) -> Result<Option<CompactionReport>>;
+
+    /// All document ids, sorted.
+    fn list(&self) -> Result<Vec<String>>;
+
+    /// Deletes `doc_id` and all its records; returns whether it existed.
+    fn delete(&self, doc_id: &str) -> Result<bool>;
+
+    /// Log length, sizes and compaction history of `doc_id`.
+    fn stats(&self, doc_id: &str) -> Result<Option<DocStats>>;
+}
+
+/// What [`Store::append`] stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// The update's sequence number in its document (1, 2, ...; never
+    /// reused while the document exists).
+    pub seq: u64,
+    /// Updates in the log after this one was added.
+    pub log_records: u64,
+    /// Stored bytes of those updates.
+    pub log_bytes: u64,
+}
+
+/// What a compaction did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// The new snapshot covers the log up to and including this seq.
+    pub through_seq: u64,
+    /// Updates folded into it and removed from the log (0: nothing to do).
+    pub folded: u64,
+    /// Stored size of the new snapshot record.
+    pub snapshot_bytes: u64,
+}
+
+/// Per-document numbers from [`Store::stats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DocStats {
+    /// Updates in the log (after the snapshot).
+    pub log_records: u64,
+    /// Stored bytes of those updates (framing included).
+    pub log_bytes: u64,
+    /// Stored bytes of the snapshot (0 if none).
+    pub snapshot_bytes: u64,
+    /// Last seq the snapshot covers (0 if none).
+    pub snapshot_seq: u64,
+    /// Seq of the latest update ever appended (0 if none).
+    pub last_seq: u64,
+    /// Compactions so far.
+    pub compactions: u64,
+    /// When the last compaction committed.
+    pub last_compaction: Option<SystemTime>,
+}
+
+/// How a store is opened.
+///
+/// ```
+/// use weft_persist::{CompactionPolicy, EncryptionKey, Options};
+/// let options = Options::default()
+///     .with_compaction(CompactionPolicy { max_log_records: 500, ..CompactionPolicy::default() })
+///     .with_encryption(EncryptionKey::from_bytes([42; 32]));
+/// assert_eq!(options.compaction.max_log_records, 500);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Options {
+    /// When logs are folded into snapshots.
+    pub compaction: CompactionPolicy,
+    /// Seal every record with this key (off by default). A store is created
+    /// encrypted or plain and stays so: opening it the other way is an error.
+    pub encryption: Option<EncryptionKey>,
+    /// Most appends grouped into one transaction by the writer thread.
+    pub max_batch: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            compaction: CompactionPolicy::default(),
+            encryption: None,
+            max_batch: 1024,
+        }
+    }
+}
+
+impl Options {
+    /// Replaces the compaction policy.
+    pub fn with_compaction(mut self, policy: CompactionPolicy) -> Self {
+        self.compaction = policy;
+        self
+    }
+
+    /// Encrypts records at rest with `key`.
+    pub fn with_encryption(mut self, key: EncryptionKey) -> Self {
+        self.encryption = Some(key);
+        self
+    }
+
+    /// Caps how many appends share one transaction (at least 1).
+    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+}
