@@ -577,9 +577,8 @@ impl ModelValue {
 
 /// The sequential model of a map (the root is one).
 ///
-/// As in the document, a value is identified by its key *and kind*: removing
-/// a key only hides what it held, and creating the key again with the same
-/// kind shows the old value again.
+/// As in the document, removing a key erases what it held: creating the key
+/// again (with any kind) starts from an empty value.
 #[derive(Clone, Debug, Default)]
 pub struct Model {
     visible: BTreeMap<String, Kind>,
@@ -716,6 +715,7 @@ impl Model {
             }
             Action::RemoveKey => {
                 self.visible.remove(key);
+                self.values.retain(|(k, _), _| k != key);
             }
         }
         Ok(())

@@ -275,7 +275,8 @@ fn key_events_for_creation_removal_and_kind_changes() {
     assert_eq!(
         take(&log),
         vec![Event {
-            path: Path::root().child("m", Kind::Counter),
+            // "m" was removed once, so the counter is its second generation.
+            path: Path::root().child_gen("m", Kind::Counter, 1),
             change: Change::Counter { old: 4, new: 3 },
             origin: Origin::Local,
         }]

@@ -451,7 +451,7 @@ impl Doc {
             .or_insert_with(|| Value::empty(kind))
     }
 
-    pub(crate) fn keys_mut(&mut self, map: &Path) -> &mut LwwMap<String, Kind> {
+    pub(crate) fn keys_mut(&mut self, map: &Path) -> &mut LwwMap<String, value::Slot> {
         let value = self.value_mut(map, Kind::Map);
         if !matches!(value, Value::Keys(_)) {
             *value = Value::empty(Kind::Map);

@@ -1,9 +1,11 @@
 //! Where a value lives in a document: a path of named, typed steps.
 //!
-//! Invariant: a [`Path`] names one CRDT instance. Each step is a key plus the
-//! kind of value under it, so two replicas that concurrently create the same
-//! key with *different* kinds create two different instances and never mix
-//! their contents; the map's key registry decides which one is visible.
+//! Invariant: a [`Path`] names one CRDT instance. Each step is a key, the
+//! kind of value under it and the key's generation. Two replicas that
+//! concurrently create the same key with *different* kinds create two
+//! instances and never mix their contents (the map's key registry decides
+//! which one is visible); creating a key again after it was removed starts a
+//! new generation, so removed content never comes back.
 
 use crate::DecodeError;
 use serde::{Deserialize, Serialize};
@@ -45,13 +47,17 @@ impl fmt::Display for Kind {
     }
 }
 
-/// One step of a path: a key and the kind of value under it.
+/// One step of a path: a key, the kind of value under it, and how many times
+/// the key had been removed before this value was created.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Step {
     /// The key in the parent map (the root is a map too).
     pub key: String,
     /// The kind of value under the key.
     pub kind: Kind,
+    /// The key's generation: 0 for its first creation, +1 for each
+    /// re-creation after a removal.
+    pub generation: u32,
 }
 
 /// The address of one value in a document, from the root map down.
@@ -71,12 +77,20 @@ impl Path {
         Path(Vec::new())
     }
 
-    /// The path of `key` (holding `kind`) inside the map at `self`.
+    /// The path of `key` (holding `kind`, first generation) inside the map
+    /// at `self`.
     pub fn child(&self, key: impl Into<String>, kind: Kind) -> Path {
+        self.child_gen(key, kind, 0)
+    }
+
+    /// The path of `key` (holding `kind` in the given generation) inside the
+    /// map at `self`.
+    pub fn child_gen(&self, key: impl Into<String>, kind: Kind, generation: u32) -> Path {
         let mut steps = self.0.clone();
         steps.push(Step {
             key: key.into(),
             kind,
+            generation,
         });
         Path(steps)
     }

@@ -6,7 +6,7 @@
 //! transaction that writes to it).
 
 use super::path::{Kind, Path};
-use super::value::Value;
+use super::value::{Slot, Value};
 use super::Doc;
 use crate::{DocError, Text};
 use serde::de::DeserializeOwned;
@@ -31,12 +31,17 @@ pub(crate) fn decode_scalar<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> R
     Ok(value)
 }
 
-/// The kind visible under `key` in the map at `map`, if any.
-pub(crate) fn visible_kind(doc: &Doc, map: &Path, key: &str) -> Option<Kind> {
+/// The registry entry of `key` in the map at `map`, if it ever existed.
+pub(crate) fn slot(doc: &Doc, map: &Path, key: &str) -> Option<Slot> {
     match doc.values.get(map) {
         Some(Value::Keys(keys)) => keys.get(&key.to_string()).copied(),
         _ => None,
     }
+}
+
+/// The kind visible under `key` in the map at `map`, if any.
+pub(crate) fn visible_kind(doc: &Doc, map: &Path, key: &str) -> Option<Kind> {
+    slot(doc, map, key).and_then(|s| s.kind)
 }
 
 /// A read-only view of a map (the document's root is one).
@@ -76,25 +81,34 @@ impl<'d> MapRef<'d> {
     }
 
     fn resolve(&self, key: &str, kind: Kind) -> Result<(Path, Option<&'d Value>), DocError> {
-        let path = self.path.child(key, kind);
-        match visible_kind(self.doc, &self.path, key) {
-            Some(found) if found != kind => Err(DocError::TypeMismatch {
-                path: path.to_string(),
-                expected: kind,
-                found,
-            }),
-            Some(_) => {
+        match slot(self.doc, &self.path, key) {
+            Some(Slot {
+                kind: Some(found),
+                generation,
+            }) => {
+                let path = self.path.child_gen(key, kind, generation);
+                if found != kind {
+                    return Err(DocError::TypeMismatch {
+                        path: path.to_string(),
+                        expected: kind,
+                        found,
+                    });
+                }
                 let value = self.doc.values.get(&path);
                 Ok((path, value))
             }
-            None => Ok((path, None)),
+            // Absent or removed: an empty view (removed content is not shown).
+            _ => Ok((self.path.child(key, kind), None)),
         }
     }
 
     /// The visible keys and the kind each holds, in key order.
     pub fn keys(&self) -> Vec<(String, Kind)> {
         match self.doc.values.get(&self.path) {
-            Some(Value::Keys(keys)) => keys.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            Some(Value::Keys(keys)) => keys
+                .iter()
+                .filter_map(|(k, s)| s.kind.map(|kind| (k.clone(), kind)))
+                .collect(),
             _ => Vec::new(),
         }
     }

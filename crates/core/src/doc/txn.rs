@@ -13,10 +13,10 @@
 
 use super::events::{Change, Event, Origin};
 use super::path::{Kind, Path};
-use super::refs::visible_kind;
+use super::refs::slot;
 use super::touches::Run;
 use super::update::UpdateBody;
-use super::value::{Bytes, Value, ValueDelta};
+use super::value::{Bytes, Slot, Value, ValueDelta};
 use super::Doc;
 use crate::codec;
 use crate::{Crdt, DocError, OverflowError, TextOp};
@@ -40,7 +40,7 @@ enum Op {
     SetKind {
         map: Path,
         key: String,
-        kind: Option<Kind>,
+        slot: Slot,
     },
     Counter {
         path: Path,
@@ -99,7 +99,7 @@ enum Op {
 pub struct Transaction<'d> {
     doc: &'d mut Doc,
     ops: Vec<Op>,
-    kinds: BTreeMap<(Path, String), Option<Kind>>,
+    kinds: BTreeMap<(Path, String), Slot>,
     text_len: BTreeMap<Path, usize>,
     counters: BTreeMap<Path, (u64, u64)>,
 }
@@ -133,11 +133,20 @@ impl<'d> Transaction<'d> {
         self.ops.is_empty()
     }
 
-    fn kind_now(&self, map: &Path, key: &str) -> Option<Kind> {
+    fn slot_now(&self, map: &Path, key: &str) -> Option<Slot> {
         match self.kinds.get(&(map.clone(), key.to_string())) {
-            Some(k) => *k,
-            None => visible_kind(self.doc, map, key),
+            Some(s) => Some(*s),
+            None => slot(self.doc, map, key),
         }
+    }
+
+    fn set_slot(&mut self, map: &Path, key: &str, slot: Slot) {
+        self.ops.push(Op::SetKind {
+            map: map.clone(),
+            key: key.to_string(),
+            slot,
+        });
+        self.kinds.insert((map.clone(), key.to_string()), slot);
     }
 
     /// Makes `key` in `map` hold `kind` (creating it if absent).
@@ -155,34 +164,56 @@ impl<'d> Transaction<'d> {
                 reason: "key longer than the limit",
             });
         }
-        match self.kind_now(map, key) {
-            Some(found) if found == kind => Ok(path),
-            Some(found) => Err(DocError::TypeMismatch {
-                path: path.to_string(),
-                expected: kind,
-                found,
-            }),
-            None => {
-                self.ops.push(Op::SetKind {
-                    map: map.clone(),
-                    key: key.to_string(),
-                    kind: Some(kind),
+        let generation = match self.slot_now(map, key) {
+            Some(Slot {
+                kind: Some(found),
+                generation,
+            }) => {
+                let path = map.child_gen(key, kind, generation);
+                if found == kind {
+                    return Ok(path);
+                }
+                return Err(DocError::TypeMismatch {
+                    path: path.to_string(),
+                    expected: kind,
+                    found,
                 });
-                self.kinds
-                    .insert((map.clone(), key.to_string()), Some(kind));
-                Ok(path)
             }
-        }
+            // Removed before: a new generation, so old content stays gone.
+            Some(Slot {
+                kind: None,
+                generation,
+            }) => generation.checked_add(1).ok_or(DocError::Limit {
+                path: path.to_string(),
+                reason: "key removed and re-created too many times",
+            })?,
+            None => 0,
+        };
+        self.set_slot(
+            map,
+            key,
+            Slot {
+                kind: Some(kind),
+                generation,
+            },
+        );
+        Ok(map.child_gen(key, kind, generation))
     }
 
     fn remove_key(&mut self, map: &Path, key: &str) {
-        if self.kind_now(map, key).is_some() {
-            self.ops.push(Op::SetKind {
-                map: map.clone(),
-                key: key.to_string(),
-                kind: None,
-            });
-            self.kinds.insert((map.clone(), key.to_string()), None);
+        if let Some(Slot {
+            kind: Some(_),
+            generation,
+        }) = self.slot_now(map, key)
+        {
+            self.set_slot(
+                map,
+                key,
+                Slot {
+                    kind: None,
+                    generation,
+                },
+            );
         }
     }
 
@@ -320,14 +351,11 @@ impl<'d> Transaction<'d> {
 fn apply_local(doc: &mut Doc, op: Op, now: u64) -> Option<(Path, ValueDelta, Option<Change>)> {
     let replica = doc.replica;
     Some(match op {
-        Op::SetKind { map, key, kind } => {
+        Op::SetKind { map, key, slot } => {
             let keys = doc.keys_mut(&map);
             let before = keys.get(&key).copied();
-            let delta = match kind {
-                Some(k) => keys.insert(replica, key.clone(), k, now),
-                None => keys.remove(replica, key.clone(), now),
-            };
-            let change = (before != kind).then(|| Change::Keys(vec![key]));
+            let delta = keys.insert(replica, key.clone(), slot, now);
+            let change = (before != Some(slot)).then(|| Change::Keys(vec![key]));
             (map, ValueDelta::Keys(delta), change)
         }
         Op::Counter { path, inc, dec } => {

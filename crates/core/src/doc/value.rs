@@ -13,6 +13,14 @@ use serde::{Deserialize, Serialize};
 /// one document can hold any serde type; typed handles decode them.
 pub(crate) type Bytes = Vec<u8>;
 
+/// An entry of a map's key registry: the kind visible under a key (`None`
+/// once removed) and the key's generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Slot {
+    pub(crate) kind: Option<Kind>,
+    pub(crate) generation: u32,
+}
+
 /// One CRDT instance inside a document.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) enum Value {
@@ -22,7 +30,7 @@ pub(crate) enum Value {
     Set(OrSet<Bytes>),
     Text(Box<Text>),
     /// The key registry of a map: which kind is visible under each key.
-    Keys(LwwMap<String, Kind>),
+    Keys(LwwMap<String, Slot>),
 }
 
 /// A change to one [`Value`].
@@ -33,7 +41,7 @@ pub(crate) enum ValueDelta {
     Multi(MvRegister<Bytes>),
     Set(OrSetDelta<Bytes>),
     Text(TextDelta),
-    Keys(LwwMap<String, Kind>),
+    Keys(LwwMap<String, Slot>),
 }
 
 /// What an applied delta changed, for observers.
@@ -164,7 +172,7 @@ impl Value {
             }
             (Value::Keys(v), ValueDelta::Keys(d)) => {
                 let touched: Vec<String> = d.entry_keys().cloned().collect();
-                let before: Vec<Option<Kind>> = touched.iter().map(|k| v.get(k).copied()).collect();
+                let before: Vec<Option<Slot>> = touched.iter().map(|k| v.get(k).copied()).collect();
                 v.apply(d);
                 let changed: Vec<String> = touched
                     .into_iter()
