@@ -562,7 +562,7 @@ impl Text {
     }
 }
 
-/// Encoded as one byte string: the blob of [`Text::snapshot`].
+/// Encoded as one byte string: the columnar snapshot blob (see `docs/protocol.md`).
 impl Serialize for Text {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_bytes(&self.snapshot())
