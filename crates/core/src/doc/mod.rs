@@ -445,6 +445,19 @@ impl Doc {
         }
     }
 
+    /// The registry entry of `key` in the map at `map`, if it ever existed.
+    pub(crate) fn slot(&self, map: &Path, key: &str) -> Option<value::Slot> {
+        match self.values.get(map) {
+            Some(Value::Keys(keys)) => keys.get(&key.to_string()).copied(),
+            _ => None,
+        }
+    }
+
+    /// The kind visible under `key` in the map at `map`, if any.
+    pub(crate) fn visible_kind(&self, map: &Path, key: &str) -> Option<Kind> {
+        self.slot(map, key).and_then(|s| s.kind)
+    }
+
     pub(crate) fn value_mut(&mut self, path: &Path, kind: Kind) -> &mut Value {
         self.values
             .entry(path.clone())

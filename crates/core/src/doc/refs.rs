@@ -6,43 +6,12 @@
 //! transaction that writes to it).
 
 use super::path::{Kind, Path};
-use super::value::{Slot, Value};
+use super::value::{decode_scalar, encode_scalar, Slot, Value};
 use super::Doc;
 use crate::{DocError, Text};
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::marker::PhantomData;
-
-/// Decodes a stored scalar as `T`. The whole encoding must be consumed:
-/// a prefix that happens to parse (a `String` read as `u64`, a `u16` read as
-/// `u8`) is another type, not a value of `T`.
-pub(crate) fn decode_scalar<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, DocError> {
-    let err = |reason: String| DocError::ValueType {
-        path: path.to_string(),
-        reason,
-    };
-    let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| err(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(err(format!(
-            "{} bytes left over after the value",
-            rest.len()
-        )));
-    }
-    Ok(value)
-}
-
-/// The registry entry of `key` in the map at `map`, if it ever existed.
-pub(crate) fn slot(doc: &Doc, map: &Path, key: &str) -> Option<Slot> {
-    match doc.values.get(map) {
-        Some(Value::Keys(keys)) => keys.get(&key.to_string()).copied(),
-        _ => None,
-    }
-}
-
-/// The kind visible under `key` in the map at `map`, if any.
-pub(crate) fn visible_kind(doc: &Doc, map: &Path, key: &str) -> Option<Kind> {
-    slot(doc, map, key).and_then(|s| s.kind)
-}
 
 /// A read-only view of a map (the document's root is one).
 ///
@@ -81,7 +50,7 @@ impl<'d> MapRef<'d> {
     }
 
     fn resolve(&self, key: &str, kind: Kind) -> Result<(Path, Option<&'d Value>), DocError> {
-        match slot(self.doc, &self.path, key) {
+        match self.doc.slot(&self.path, key) {
             Some(Slot {
                 kind: Some(found),
                 generation,
@@ -115,7 +84,7 @@ impl<'d> MapRef<'d> {
 
     /// The kind visible under `key`, if any.
     pub fn kind_of(&self, key: &str) -> Option<Kind> {
-        visible_kind(self.doc, &self.path, key)
+        self.doc.visible_kind(&self.path, key)
     }
 
     /// The nested map under `key`.
@@ -245,7 +214,7 @@ impl<'d, T: DeserializeOwned + serde::Serialize> SetRef<'d, T> {
 
     /// Whether `value` is present.
     pub fn contains(&self, value: &T) -> Result<bool, DocError> {
-        let bytes = super::txn::encode_scalar(&self.path, value)?;
+        let bytes = encode_scalar(&self.path, value)?;
         Ok(self.set.is_some_and(|s| s.contains(&bytes)))
     }
 

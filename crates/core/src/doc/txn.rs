@@ -13,10 +13,9 @@
 
 use super::events::{Change, Event, Origin};
 use super::path::{Kind, Path};
-use super::refs::slot;
 use super::touches::Run;
 use super::update::UpdateBody;
-use super::value::{Bytes, Slot, Value, ValueDelta};
+use super::value::{encode_scalar, Bytes, Slot, Value, ValueDelta};
 use super::Doc;
 use crate::codec;
 use crate::{Crdt, DocError, OverflowError, TextOp};
@@ -24,16 +23,6 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::marker::PhantomData;
-
-pub(crate) fn encode_scalar<T: Serialize + ?Sized>(
-    path: &Path,
-    value: &T,
-) -> Result<Bytes, DocError> {
-    postcard::to_allocvec(value).map_err(|e| DocError::Serialize {
-        path: path.to_string(),
-        reason: e.to_string(),
-    })
-}
 
 #[derive(Debug)]
 enum Op {
@@ -136,7 +125,7 @@ impl<'d> Transaction<'d> {
     fn slot_now(&self, map: &Path, key: &str) -> Option<Slot> {
         match self.kinds.get(&(map.clone(), key.to_string())) {
             Some(s) => Some(*s),
-            None => slot(self.doc, map, key),
+            None => self.doc.slot(map, key),
         }
     }
 

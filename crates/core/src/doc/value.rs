@@ -4,10 +4,41 @@
 //! belong together; the document never applies a delta to a value of
 //! another kind (updates are checked before anything is applied).
 
-use super::path::Kind;
+use super::path::{Kind, Path};
+use crate::DocError;
 use crate::{Crdt, LwwMap, LwwRegister, MvRegister, OrSet, OrSetDelta, PnCounter, Text, TextDelta};
 use crate::{TextOp, VersionVector};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+/// Encodes an application value for a register or set at `path`.
+pub(crate) fn encode_scalar<T: Serialize + ?Sized>(
+    path: &Path,
+    value: &T,
+) -> Result<Bytes, DocError> {
+    postcard::to_allocvec(value).map_err(|e| DocError::Serialize {
+        path: path.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Decodes an application value stored at `path` as `T`. The whole encoding
+/// must be consumed: a prefix that happens to parse (a `String` read as
+/// `u64`, a `u16` read as `u8`) is another type, not a value of `T`.
+pub(crate) fn decode_scalar<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, DocError> {
+    let err = |reason: String| DocError::ValueType {
+        path: path.to_string(),
+        reason,
+    };
+    let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| err(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(err(format!(
+            "{} bytes left over after the value",
+            rest.len()
+        )));
+    }
+    Ok(value)
+}
 
 /// Scalars inside registers and sets are stored as their postcard bytes, so
 /// one document can hold any serde type; typed handles decode them.
