@@ -132,6 +132,16 @@ impl<K: Key, V: Value> LwwMap<K, V> {
         self.entries.get(key).and_then(|s| s.value.as_ref())
     }
 
+    /// The value of `key`, looked up by a borrowed form (`&str` for `String`
+    /// keys), if present.
+    pub fn get_by<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.entries.get(key).and_then(|s| s.value.as_ref())
+    }
+
     /// Whether `key` is present.
     pub fn contains_key(&self, key: &K) -> bool {
         self.get(key).is_some()

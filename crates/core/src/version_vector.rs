@@ -37,8 +37,8 @@ pub enum Causality {
 /// assert!(y.contains(Dot::new(a, 1)));
 /// assert!(x < y);
 /// ```
-#[derive(Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "Vec<(ReplicaId, u64)>", into = "Vec<(ReplicaId, u64)>")]
+#[derive(Clone, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "Vec<(ReplicaId, u64)>")]
 pub struct VersionVector {
     entries: BTreeMap<ReplicaId, u64>,
 }
@@ -213,6 +213,14 @@ impl TryFrom<Vec<(ReplicaId, u64)>> for VersionVector {
             entries.insert(r, n);
         }
         Ok(VersionVector { entries })
+    }
+}
+
+/// Serialized as a sequence of `(replica, counter)` pairs in replica order,
+/// without building an intermediate vector.
+impl Serialize for VersionVector {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.entries.iter())
     }
 }
 

@@ -448,7 +448,7 @@ impl Doc {
     /// The registry entry of `key` in the map at `map`, if it ever existed.
     pub(crate) fn slot(&self, map: &Path, key: &str) -> Option<value::Slot> {
         match self.values.get(map) {
-            Some(Value::Keys(keys)) => keys.get(&key.to_string()).copied(),
+            Some(Value::Keys(keys)) => keys.get_by(key).copied(),
             _ => None,
         }
     }

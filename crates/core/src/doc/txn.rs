@@ -123,10 +123,12 @@ impl<'d> Transaction<'d> {
     }
 
     fn slot_now(&self, map: &Path, key: &str) -> Option<Slot> {
-        match self.kinds.get(&(map.clone(), key.to_string())) {
-            Some(s) => Some(*s),
-            None => self.doc.slot(map, key),
+        if !self.kinds.is_empty() {
+            if let Some(s) = self.kinds.get(&(map.clone(), key.to_string())) {
+                return Some(*s);
+            }
         }
+        self.doc.slot(map, key)
     }
 
     fn set_slot(&mut self, map: &Path, key: &str, slot: Slot) {
@@ -140,16 +142,15 @@ impl<'d> Transaction<'d> {
 
     /// Makes `key` in `map` hold `kind` (creating it if absent).
     fn ensure(&mut self, map: &Path, key: &str, kind: Kind) -> Result<Path, DocError> {
-        let path = map.child(key, kind);
-        if path.steps().len() > super::path::MAX_DEPTH {
+        if map.steps().len() >= super::path::MAX_DEPTH {
             return Err(DocError::Limit {
-                path: path.to_string(),
+                path: map.child(key, kind).to_string(),
                 reason: "nesting deeper than the limit",
             });
         }
         if key.len() > super::path::MAX_KEY_BYTES {
             return Err(DocError::Limit {
-                path: path.to_string(),
+                path: map.child(key, kind).to_string(),
                 reason: "key longer than the limit",
             });
         }
@@ -172,8 +173,8 @@ impl<'d> Transaction<'d> {
             Some(Slot {
                 kind: None,
                 generation,
-            }) => generation.checked_add(1).ok_or(DocError::Limit {
-                path: path.to_string(),
+            }) => generation.checked_add(1).ok_or_else(|| DocError::Limit {
+                path: map.child(key, kind).to_string(),
                 reason: "key removed and re-created too many times",
             })?,
             None => 0,
@@ -273,8 +274,9 @@ impl<'d> Transaction<'d> {
         let mut changes: Vec<(Path, ValueDelta)> = Vec::new();
         let mut events: Vec<Event> = Vec::new();
         let mut touched: BTreeSet<Path> = BTreeSet::new();
+        let want_events = !doc.observers.is_empty();
         for op in ops {
-            let Some((path, delta, change)) = apply_local(doc, op, now) else {
+            let Some((path, delta, change)) = apply_local(doc, op, now, want_events) else {
                 continue;
             };
             if let Some(change) = change {
@@ -337,7 +339,12 @@ impl<'d> Transaction<'d> {
 /// Applies one validated local operation; returns the value's path, the
 /// delta to ship and the change for observers (`None` if the operation
 /// changes nothing, e.g. removing from a set that does not exist).
-fn apply_local(doc: &mut Doc, op: Op, now: u64) -> Option<(Path, ValueDelta, Option<Change>)> {
+fn apply_local(
+    doc: &mut Doc,
+    op: Op,
+    now: u64,
+    want_events: bool,
+) -> Option<(Path, ValueDelta, Option<Change>)> {
     let replica = doc.replica;
     Some(match op {
         Op::SetKind { map, key, slot } => {
@@ -414,24 +421,30 @@ fn apply_local(doc: &mut Doc, op: Op, now: u64) -> Option<(Path, ValueDelta, Opt
                 unreachable_kind()
             };
             let d = t.insert(replica, index, &text);
-            let mut ops = Vec::with_capacity(2);
-            if index > 0 {
-                ops.push(TextOp::Retain(index));
-            }
-            ops.push(TextOp::Insert(text));
-            (path, ValueDelta::Text(d), Some(Change::Text(ops)))
+            let change = want_events.then(|| {
+                let mut ops = Vec::with_capacity(2);
+                if index > 0 {
+                    ops.push(TextOp::Retain(index));
+                }
+                ops.push(TextOp::Insert(text));
+                Change::Text(ops)
+            });
+            (path, ValueDelta::Text(d), change)
         }
         Op::TextDelete { path, index, len } => {
             let Value::Text(t) = doc.value_mut(&path, Kind::Text) else {
                 unreachable_kind()
             };
             let d = t.delete(replica, index, len);
-            let mut ops = Vec::with_capacity(2);
-            if index > 0 {
-                ops.push(TextOp::Retain(index));
-            }
-            ops.push(TextOp::Delete(len));
-            (path, ValueDelta::Text(d), Some(Change::Text(ops)))
+            let change = want_events.then(|| {
+                let mut ops = Vec::with_capacity(2);
+                if index > 0 {
+                    ops.push(TextOp::Retain(index));
+                }
+                ops.push(TextOp::Delete(len));
+                Change::Text(ops)
+            });
+            (path, ValueDelta::Text(d), change)
         }
     })
 }
