@@ -129,6 +129,8 @@ pub mod kind {
     pub const DOC_UPDATE: u8 = 12;
     /// A document snapshot ([`crate::Doc::save`])
     pub const DOC_SNAPSHOT: u8 = 13;
+    /// A relay wire frame (`weft_protocol::Frame`, defined outside this crate)
+    pub const PROTOCOL_FRAME: u8 = 14;
 }
 
 impl Encode for crate::VersionVector {
