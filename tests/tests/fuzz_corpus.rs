@@ -38,3 +38,18 @@ fn decode_core_corpus_replays_clean() {
 fn apply_core_corpus_replays_clean() {
     replay("apply_core", weft_tests::fuzz_checks::apply_core, 100);
 }
+
+#[test]
+fn doc_apply_corpus_replays_clean() {
+    replay("doc_apply", weft_tests::fuzz_checks::doc_apply, 50);
+}
+
+#[test]
+fn doc_load_corpus_replays_clean() {
+    replay("doc_load", weft_tests::fuzz_checks::doc_load, 50);
+}
+
+#[test]
+fn doc_converge_corpus_replays_clean() {
+    replay("doc_converge", weft_tests::fuzz_checks::doc_converge, 50);
+}
