@@ -98,6 +98,10 @@ pub(super) struct Ids {
     last_dot: Option<(u32, Dot)>,
     /// The item run [`Ids::dots_of`] used last.
     run_hint: usize,
+    /// While loading a snapshot: per replica, the item of each seq
+    /// (`seq - 1` indexes; [`NONE`] for a delete op), so that resolving an
+    /// op id is `O(1)`. Dropped by [`Ids::end_bulk`].
+    seq_items: Option<Vec<Vec<u32>>>,
 }
 
 impl Ids {
@@ -161,6 +165,42 @@ impl Ids {
         entries.partition_point(|e| e.seq + u64::from(e.len) <= seq)
     }
 
+    /// Starts keeping the `O(1)` seq -> item table (for bulk loading).
+    pub(super) fn begin_bulk(&mut self) {
+        let mut table = Vec::with_capacity(self.replicas.len());
+        for r in 0..self.replicas.len() as u32 {
+            let log = &self.replicas[r as usize];
+            let mut v = Vec::with_capacity(log.next as usize);
+            for seq in 1..=log.next {
+                let item = self.item(Some(Dot::new(log.id, seq))).unwrap_or(NONE);
+                v.push(item);
+            }
+            table.push(v);
+        }
+        self.seq_items = Some(table);
+    }
+
+    /// Drops the bulk-loading table.
+    pub(super) fn end_bulk(&mut self) {
+        self.seq_items = None;
+    }
+
+    /// Records items `item..item + len` (or delete ops when `item` is
+    /// [`NONE`]) as the next seqs of replica `r` in the bulk table.
+    fn note_bulk(&mut self, r: u32, item: u32, len: u32) {
+        if let Some(table) = &mut self.seq_items {
+            if table.len() <= r as usize {
+                table.resize_with(r as usize + 1, Vec::new);
+            }
+            let v = &mut table[r as usize];
+            if item == NONE {
+                v.resize(v.len() + len as usize, NONE);
+            } else {
+                v.extend(item..item + len);
+            }
+        }
+    }
+
     /// The local item of op `dot` (`None` resolves to [`NONE`]).
     pub(super) fn item(&self, dot: Option<Dot>) -> Result<u32, Lookup> {
         let Some(dot) = dot else { return Ok(NONE) };
@@ -168,6 +208,12 @@ impl Ids {
         let log = &self.replicas[r as usize];
         if dot.counter == 0 || dot.counter > log.next {
             return Err(Lookup::Missing);
+        }
+        if let Some(table) = &self.seq_items {
+            return match table[r as usize][(dot.counter - 1) as usize] {
+                NONE => Err(Lookup::NotAnItem),
+                item => Ok(item),
+            };
         }
         let e = &log.entries[self.entry_index(r, dot.counter)];
         match e.kind {
@@ -188,6 +234,23 @@ impl Ids {
         let log = &self.replicas[r as usize];
         if lo == 0 || lo.saturating_add(len - 1) > log.next {
             return Err(Lookup::Missing);
+        }
+        if let Some(table) = &self.seq_items {
+            let seqs = &table[r as usize][(lo - 1) as usize..(lo - 1 + len) as usize];
+            if seqs.contains(&NONE) {
+                return Err(Lookup::NotAnItem);
+            }
+            let mut i = 0;
+            while i < seqs.len() {
+                let start = seqs[i];
+                let mut n = 1;
+                while i + n < seqs.len() && seqs[i + n] == start + n as u32 {
+                    n += 1;
+                }
+                f(start, n as u32);
+                i += n;
+            }
+            return Ok(());
         }
         let first = self.entry_index(r, lo);
         let mut ranges = Vec::new();
@@ -296,6 +359,7 @@ impl Ids {
     ) -> u32 {
         let item = self.items;
         self.items += len;
+        self.note_bulk(r, item, len);
         match self.item_runs.last_mut() {
             Some(run)
                 if run.replica == r
@@ -331,6 +395,7 @@ impl Ids {
 
     /// Records deleted ops `seq..seq + len` of replica `r`.
     pub(super) fn push_delete(&mut self, r: u32, seq: u64, len: u32, kind: EntryKind) {
+        self.note_bulk(r, NONE, len);
         self.push_entry(
             r,
             Entry {

@@ -488,6 +488,8 @@ impl Text {
             ..Text::default()
         };
         let mut pending = TextDelta::new();
+        text.ids.begin_bulk();
+        text.tree.begin_bulk();
         wire::decode(blob, 2, |group, run| {
             if group == 1 {
                 pending.runs.push(run.to_run());
@@ -499,6 +501,8 @@ impl Text {
             Ok(())
         })?;
         text.loading = false;
+        text.ids.end_bulk();
+        text.tree.end_bulk();
         text.rebuild_rope();
         text.apply(&pending);
         Ok(text)
@@ -527,7 +531,10 @@ impl Text {
         known.sort_unstable();
         let mut bounds: Vec<u32> = Vec::new();
         let mut bounds_at: Vec<u32> = Vec::with_capacity(known.len());
-        for &(_, len, content, bytes) in &known {
+        // The index in `known` of each item's entry (`NONE`: no text).
+        let mut entry_of: Vec<u32> = vec![NONE; self.ids.items() as usize];
+        for (i, &(first, len, content, bytes)) in known.iter().enumerate() {
+            entry_of[first as usize..(first + len) as usize].fill(i as u32);
             bounds_at.push(bounds.len() as u32);
             if bytes != len {
                 let text = &self.ids.content[content as usize..(content + bytes) as usize];
@@ -540,9 +547,9 @@ impl Text {
         for s in self.tree.iter().filter(|s| !s.deleted) {
             let (mut item, end) = (s.item, s.end());
             while item < end {
-                let i = known.partition_point(|k| k.0 + k.1 <= item);
+                let i = entry_of.get(item as usize).map_or(NONE, |&i| i) as usize;
                 // A visible item always has its text; stop rather than panic.
-                let Some(&(first, len, start, bytes)) = known.get(i).filter(|k| k.0 <= item) else {
+                let Some(&(first, len, start, bytes)) = known.get(i) else {
                     break;
                 };
                 let n = (first + len).min(end) - item;

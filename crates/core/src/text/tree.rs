@@ -99,6 +99,10 @@ pub(super) struct Tree {
     /// The chunk of the last local edit and the visible length before it
     /// (kept exact by every update; `None` after a chunk split).
     hint: Option<(usize, u64)>,
+    /// Bulk mode (loading a snapshot): the Fenwick tree is left stale and
+    /// rebuilt once by [`Tree::end_bulk`]; visible-index queries are not
+    /// allowed meanwhile.
+    bulk: bool,
 }
 
 impl Default for Tree {
@@ -112,6 +116,7 @@ impl Default for Tree {
             chunk_of: ChunkIndex::default(),
             visible: 0,
             hint: None,
+            bulk: false,
         }
     }
 }
@@ -324,10 +329,29 @@ impl Tree {
         sum
     }
 
+    /// Enters bulk mode: until [`Tree::end_bulk`], only inserts, deletes
+    /// and item lookups (`locate`, `normalize`, ...) may be used.
+    pub(super) fn begin_bulk(&mut self) {
+        self.bulk = true;
+        self.hint = None;
+    }
+
+    /// Leaves bulk mode, rebuilding the visible-length index once.
+    pub(super) fn end_bulk(&mut self) {
+        if self.bulk {
+            self.bulk = false;
+            self.fenwick_rebuild();
+            self.hint = None;
+        }
+    }
+
     fn add_visible(&mut self, rank: usize, delta: i64) {
         let chunk = self.order[rank] as usize;
         self.chunk_visible[chunk] = (self.chunk_visible[chunk] as i64 + delta) as u64;
         self.visible = (self.visible as i64 + delta) as u64;
+        if self.bulk {
+            return;
+        }
         self.fenwick_add(rank, delta);
         if let Some((hint, before)) = &mut self.hint {
             if rank < *hint {
@@ -413,7 +437,9 @@ impl Tree {
         for r in rank + 1..self.order.len() {
             self.rank[self.order[r] as usize] = r as u32;
         }
-        self.fenwick_rebuild();
+        if !self.bulk {
+            self.fenwick_rebuild();
+        }
         self.hint = None;
     }
 
