@@ -102,6 +102,8 @@ pub(super) struct Ids {
     /// (`seq - 1` indexes; [`NONE`] for a delete op), so that resolving an
     /// op id is `O(1)`. Dropped by [`Ids::end_bulk`].
     seq_items: Option<Vec<Vec<u32>>>,
+    /// Entries to reserve for the next replica log created (bulk loading).
+    reserve_runs: usize,
 }
 
 impl Ids {
@@ -128,7 +130,7 @@ impl Ids {
         self.replicas.push(ReplicaLog {
             id,
             next: 0,
-            entries: Vec::new(),
+            entries: Vec::with_capacity(std::mem::take(&mut self.reserve_runs)),
         });
         self.index.insert(id, r);
         r
@@ -180,9 +182,23 @@ impl Ids {
         self.seq_items = Some(table);
     }
 
-    /// Drops the bulk-loading table.
+    /// Reserves room for a snapshot of `runs` runs and `bytes` of text
+    /// (while bulk loading: the first replica's log gets room for all runs).
+    pub(super) fn reserve(&mut self, runs: u64, bytes: usize) {
+        self.content.reserve_exact(bytes);
+        self.reserve_runs = usize::try_from(runs).unwrap_or(0).min(1 << 24);
+        self.item_runs.reserve(self.reserve_runs / 2);
+    }
+
+    /// Drops the bulk-loading table and trims spare capacity.
     pub(super) fn end_bulk(&mut self) {
         self.seq_items = None;
+        self.reserve_runs = 0;
+        self.content.shrink_to_fit();
+        self.item_runs.shrink_to_fit();
+        for log in &mut self.replicas {
+            log.entries.shrink_to_fit();
+        }
     }
 
     /// Records items `item..item + len` (or delete ops when `item` is

@@ -490,7 +490,12 @@ impl Text {
         let mut pending = TextDelta::new();
         text.ids.begin_bulk();
         text.tree.begin_bulk();
-        wire::decode(blob, 2, |group, run| {
+        let sizes = std::cell::Cell::new(None);
+        let hint = |runs: u64, bytes: usize| sizes.set(Some((runs, bytes)));
+        wire::decode_sized(blob, 2, hint, |group, run| {
+            if let Some((runs, bytes)) = sizes.take() {
+                text.ids.reserve(runs, bytes);
+            }
             if group == 1 {
                 pending.runs.push(run.to_run());
             } else if text.apply_ref(run, None) != Outcome::Applied {

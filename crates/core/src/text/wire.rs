@@ -317,9 +317,16 @@ impl<'a> Reader<'a> {
             .filter(|&r| r <= stored.saturating_mul(MAX_RATIO).saturating_add(64))
             .ok_or(invalid("text: implausible decompressed size"))?;
         let packed = self.take(stored)?;
-        let out = miniz_oxide::inflate::decompress_to_vec_with_limit(packed, raw)
-            .map_err(|_| invalid("text: bad compressed section"))?;
-        if out.len() != raw {
+        // The size is known: inflate into one buffer of exactly that size.
+        let mut out = vec![0; raw];
+        let n = miniz_oxide::inflate::decompress_slice_iter_to_slice(
+            &mut out,
+            std::iter::once(packed),
+            false,
+            true,
+        )
+        .map_err(|_| invalid("text: bad compressed section"))?;
+        if n != raw {
             return Err(invalid("text: decompressed size mismatch"));
         }
         Ok(Cow::Owned(out))
@@ -332,6 +339,17 @@ impl<'a> Reader<'a> {
 pub(super) fn decode(
     blob: &[u8],
     groups: usize,
+    f: impl FnMut(usize, RunRef<'_>) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    decode_sized(blob, groups, |_, _| {}, f)
+}
+
+/// [`decode`], first telling `sizes` the number of runs of the first group
+/// and the content bytes (so the caller can reserve capacity).
+pub(super) fn decode_sized(
+    blob: &[u8],
+    groups: usize,
+    sizes: impl FnOnce(u64, usize),
     mut f: impl FnMut(usize, RunRef<'_>) -> Result<(), DecodeError>,
 ) -> Result<(), DecodeError> {
     let mut r = Reader { bytes: blob };
@@ -375,6 +393,7 @@ pub(super) fn decode(
         return Err(invalid("text: run count does not match the head column"));
     }
     let content = std::str::from_utf8(&content).map_err(|_| invalid("text: content not UTF-8"))?;
+    sizes(counts.first().copied().unwrap_or(0), content.len());
     let ascii = content.is_ascii();
     let mut rest = content;
     let mut state = State {
