@@ -159,14 +159,21 @@ impl Text {
                 let Some(tr) = self.ids.find(target.replica) else {
                     return Outcome::Pending(need);
                 };
-                let mut ranges = Vec::new();
+                let mut ranges = std::mem::take(&mut self.ranges);
+                ranges.clear();
                 match self
                     .ids
                     .items_of(tr, lo, u64::from(n), |i, k| ranges.push((i, k)))
                 {
                     Ok(()) => {}
-                    Err(Lookup::Missing) => return Outcome::Pending(need),
-                    Err(Lookup::NotAnItem) => return Outcome::Invalid,
+                    Err(Lookup::Missing) => {
+                        self.ranges = ranges;
+                        return Outcome::Pending(need);
+                    }
+                    Err(Lookup::NotAnItem) => {
+                        self.ranges = ranges;
+                        return Outcome::Invalid;
+                    }
                 }
                 let r = self.ids.replica(run.id.replica);
                 let kind = EntryKind::Delete {
@@ -176,9 +183,11 @@ impl Text {
                 };
                 self.ids.push_delete(r, known + 1, n, kind);
                 let mut log = log;
-                for (item, k) in ranges {
+                for &(item, k) in &ranges {
                     self.delete_items(item, k, log.as_deref_mut());
                 }
+                ranges.clear();
+                self.ranges = ranges;
             }
         }
         Outcome::Applied

@@ -87,6 +87,9 @@ pub struct Text {
     /// Set while rebuilding from a snapshot: the rope is left alone and
     /// built once at the end ([`Text::rebuild_rope`]).
     loading: bool,
+    /// Reused buffer for the item ranges a delete run targets (kept empty
+    /// between calls; saves an allocation per delete run).
+    ranges: Vec<(u32, u32)>,
 }
 
 impl Text {
