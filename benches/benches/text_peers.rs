@@ -29,6 +29,8 @@ struct Encoded {
     label: &'static str,
     bytes: usize,
     load: Duration,
+    /// Live heap of a document freshly loaded from these bytes.
+    loaded_heap: i64,
 }
 
 /// Everything measured for one peer on one sequential trace.
@@ -64,10 +66,14 @@ fn measure_seq<P: SeqPeer>(trace: &SeqTrace, runs: usize) -> SeqRow {
             "{} load {label}",
             P::NAME
         );
+        drop(loaded);
+        let (loaded, loaded_heap) = measure_live(|| P::load(label, &bytes));
+        drop(loaded);
         encodings.push(Encoded {
             label,
             bytes: bytes.len(),
             load,
+            loaded_heap,
         });
     }
     SeqRow {
@@ -555,8 +561,8 @@ fn main() {
             measure_seq::<am::Am>(&trace, runs),
         ];
         let base = &rows[0];
-        println!("| peer | replay ms | vs DT | live heap KiB | vs DT | encoding | bytes | vs DT | load ms |");
-        println!("|---|---:|---:|---:|---:|---|---:|---:|---:|");
+        println!("| peer | replay ms | vs DT | live heap KiB | vs DT | encoding | bytes | vs DT | load ms | heap after load KiB |");
+        println!("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|");
         for r in &rows {
             for (i, e) in r.encodings.iter().enumerate() {
                 let (replay, rr, heap, hr) = if i == 0 {
@@ -570,12 +576,13 @@ fn main() {
                     Default::default()
                 };
                 println!(
-                    "| {} | {replay} | {rr} | {heap} | {hr} | {} | {} | {} | {} |",
+                    "| {} | {replay} | {rr} | {heap} | {hr} | {} | {} | {} | {} | {} |",
                     if i == 0 { r.peer } else { "" },
                     e.label,
                     e.bytes,
                     ratio(e.bytes as f64, base.encodings[0].bytes as f64),
-                    ms(e.load)
+                    ms(e.load),
+                    kib(e.loaded_heap)
                 );
             }
         }
