@@ -53,3 +53,8 @@ fn doc_load_corpus_replays_clean() {
 fn doc_converge_corpus_replays_clean() {
     replay("doc_converge", weft_tests::fuzz_checks::doc_converge, 50);
 }
+
+#[test]
+fn decode_frame_corpus_replays_clean() {
+    replay("decode_frame", weft_tests::fuzz_checks::decode_frame, 50);
+}
