@@ -9,7 +9,10 @@
 //! one that was read (same incarnation, same snapshot) — a stale fold is
 //! discarded and retried.
 
-use crate::load::StoredDoc;
+use crate::error::RecordKind;
+use crate::load::{verify, RawDoc, StoredDoc};
+use crate::record::RecordCodec;
+use crate::store::CompactionReport;
 use crate::Result;
 use std::collections::HashSet;
 use std::sync::mpsc;
@@ -89,6 +92,52 @@ pub(crate) fn fold(doc_id: &str, stored: StoredDoc) -> Result<Option<Folded>> {
         through_seq,
         snapshot: doc.save(),
         folded,
+    }))
+}
+
+/// A folded, sealed snapshot ready to replace the log it covers.
+pub(crate) struct CompactCommit {
+    /// The document incarnation that was read.
+    pub(crate) key: i64,
+    /// The snapshot it was folded onto (must still be current).
+    pub(crate) base_snapshot_seq: u64,
+    pub(crate) through_seq: u64,
+    pub(crate) folded: u64,
+    pub(crate) record: Vec<u8>,
+}
+
+/// What a compaction attempt found to do.
+pub(crate) enum Plan {
+    /// The log is empty: nothing to fold (the report says so).
+    Nothing(CompactionReport),
+    /// A new snapshot to commit, if the document has not changed meanwhile.
+    Commit(CompactCommit),
+}
+
+/// Verifies `raw`, folds its log and seals the new snapshot: the part of a
+/// compaction that is the same for every backend.
+pub(crate) fn prepare(codec: &RecordCodec, doc_id: &str, raw: RawDoc) -> Result<Plan> {
+    let key = raw.key;
+    let base_snapshot_seq = raw.snapshot_seq;
+    let Some(folded) = fold(doc_id, verify(codec, doc_id, raw)?)? else {
+        return Ok(Plan::Nothing(CompactionReport {
+            through_seq: base_snapshot_seq,
+            folded: 0,
+            snapshot_bytes: 0,
+        }));
+    };
+    let record = codec.seal(
+        doc_id,
+        RecordKind::Snapshot,
+        folded.through_seq,
+        &folded.snapshot,
+    )?;
+    Ok(Plan::Commit(CompactCommit {
+        key,
+        base_snapshot_seq,
+        through_seq: folded.through_seq,
+        folded: folded.folded,
+        record,
     }))
 }
 

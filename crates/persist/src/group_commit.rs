@@ -10,9 +10,10 @@
 //! concurrent writers instead of stopping at one fsync per update. There is
 //! no timer: a lone writer is never delayed.
 
+use crate::compaction::CompactCommit;
 use crate::compaction::CompactorHandle;
 use crate::record::RecordCodec;
-use crate::sqlite::{exec_append, exec_compact, exec_delete, CompactCommit};
+use crate::sqlite::{exec_append, exec_compact, exec_delete};
 use crate::store::{Appended, CompactionReport};
 use crate::{CompactionPolicy, Error, Result};
 use rusqlite::Connection;

@@ -2,7 +2,7 @@
 //! records, checksums, encryption and compaction policy as the SQLite store,
 //! nothing durable.
 
-use crate::compaction::fold;
+use crate::compaction::{prepare, Plan};
 use crate::crypto::Cipher;
 use crate::error::RecordKind;
 use crate::load::{validate_update, verify, RawDoc, StoredDoc};
@@ -161,36 +161,28 @@ impl Store for MemoryStore {
             let Some(raw) = self.read_raw(doc_id) else {
                 return Ok(None);
             };
-            let (key, base) = (raw.key, raw.snapshot_seq);
-            let Some(folded) = fold(doc_id, verify(&self.codec, doc_id, raw)?)? else {
-                return Ok(Some(CompactionReport {
-                    through_seq: base,
-                    folded: 0,
-                    snapshot_bytes: 0,
-                }));
+            let commit = match prepare(&self.codec, doc_id, raw)? {
+                Plan::Nothing(report) => return Ok(Some(report)),
+                Plan::Commit(commit) => commit,
             };
-            let record = self.codec.seal(
-                doc_id,
-                RecordKind::Snapshot,
-                folded.through_seq,
-                &folded.snapshot,
-            )?;
             let mut state = self.lock();
             let Some(d) = state.docs.get_mut(doc_id) else {
                 return Ok(None);
             };
-            if d.key != key || d.snapshot.as_ref().map_or(0, |(s, _)| *s) != base {
+            if d.key != commit.key
+                || d.snapshot.as_ref().map_or(0, |(s, _)| *s) != commit.base_snapshot_seq
+            {
                 continue; // changed meanwhile: fold again
             }
-            let len = record.len() as u64;
-            d.snapshot = Some((folded.through_seq, record));
-            d.log = d.log.split_off(&(folded.through_seq + 1));
+            let len = commit.record.len() as u64;
+            d.snapshot = Some((commit.through_seq, commit.record));
+            d.log = d.log.split_off(&(commit.through_seq + 1));
             d.log_bytes = d.log.values().map(|r| r.len() as u64).sum();
             d.compactions += 1;
             d.last_compaction = Some(SystemTime::now());
             return Ok(Some(CompactionReport {
-                through_seq: folded.through_seq,
-                folded: folded.folded,
+                through_seq: commit.through_seq,
+                folded: commit.folded,
                 snapshot_bytes: len,
             }));
         }

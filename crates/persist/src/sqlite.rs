@@ -15,7 +15,7 @@
 //!   UNIQUE (doc, seq)) STRICT;
 //! ```
 
-use crate::compaction::{fold, Compactor};
+use crate::compaction::{prepare, CompactCommit, Compactor, Plan};
 use crate::crypto::Cipher;
 use crate::error::RecordKind;
 use crate::group_commit::{call, Command, Counters, Writer, WriterCtx};
@@ -463,28 +463,9 @@ impl Shared {
             let Some(raw) = self.read_raw(doc_id)? else {
                 return Ok(None);
             };
-            let key = raw.key;
-            let base_snapshot_seq = raw.snapshot_seq;
-            let stored = verify(&self.codec, doc_id, raw)?;
-            let Some(folded) = fold(doc_id, stored)? else {
-                return Ok(Some(CompactionReport {
-                    through_seq: base_snapshot_seq,
-                    folded: 0,
-                    snapshot_bytes: 0,
-                }));
-            };
-            let record = self.codec.seal(
-                doc_id,
-                RecordKind::Snapshot,
-                folded.through_seq,
-                &folded.snapshot,
-            )?;
-            let commit = CompactCommit {
-                key,
-                base_snapshot_seq,
-                through_seq: folded.through_seq,
-                folded: folded.folded,
-                record,
+            let commit = match prepare(&self.codec, doc_id, raw)? {
+                Plan::Nothing(report) => return Ok(Some(report)),
+                Plan::Commit(commit) => commit,
             };
             if let Some(report) = call(writer, |reply| Command::Compact { commit, reply })? {
                 return Ok(Some(report));
@@ -547,17 +528,6 @@ fn read_raw(conn: &mut Connection, doc_id: &str) -> Result<Option<RawDoc>> {
         snapshot,
         log,
     }))
-}
-
-/// A folded snapshot on its way to the writer.
-pub(crate) struct CompactCommit {
-    /// The document incarnation that was read.
-    key: i64,
-    /// The snapshot it was folded onto (must still be current).
-    base_snapshot_seq: u64,
-    through_seq: u64,
-    folded: u64,
-    record: Vec<u8>,
 }
 
 /// Appends one update inside the writer's transaction.
