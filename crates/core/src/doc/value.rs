@@ -131,14 +131,16 @@ impl Value {
     /// What a peer whose version of this value is `since` lacks, or `None`
     /// if it lacks nothing.
     pub(crate) fn delta_since(&self, since: &VersionVector) -> Option<ValueDelta> {
-        let behind = !since.dominates(&self.version());
+        if let Value::Set(v) = self {
+            // Removals do not advance a set's version: always ask the set.
+            let d = v.delta_since(since);
+            return (!d.is_empty()).then_some(ValueDelta::Set(d));
+        }
+        if since.dominates(&self.version()) {
+            return None;
+        }
         match self {
-            Value::Set(v) => {
-                // Removals do not advance a set's version: always check.
-                let d = v.delta_since(since);
-                (!d.is_empty()).then_some(ValueDelta::Set(d))
-            }
-            _ if !behind => None,
+            Value::Set(_) => None,
             Value::Counter(v) => Some(ValueDelta::Counter(v.delta_since(since))),
             Value::Register(v) => Some(ValueDelta::Register(v.delta_since(since))),
             Value::Multi(v) => Some(ValueDelta::Multi(v.delta_since(since))),
