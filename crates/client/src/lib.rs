@@ -1,0 +1,1 @@
+//! weft offline-first sync client (in progress).

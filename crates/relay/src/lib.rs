@@ -1,0 +1,1 @@
+//! weft relay server (in progress).
