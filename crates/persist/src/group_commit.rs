@@ -96,9 +96,17 @@ pub(crate) fn call<T>(
     tx: &mpsc::Sender<Command>,
     make: impl FnOnce(Reply<T>) -> Command,
 ) -> Result<T> {
+    send(tx, make)?.recv().map_err(|_| Error::Closed)?
+}
+
+/// Queues a command without waiting; the receiver yields its result.
+pub(crate) fn send<T>(
+    tx: &mpsc::Sender<Command>,
+    make: impl FnOnce(Reply<T>) -> Command,
+) -> Result<mpsc::Receiver<Result<T>>> {
     let (reply, wait) = mpsc::sync_channel(1);
     tx.send(make(reply)).map_err(|_| Error::Closed)?;
-    wait.recv().map_err(|_| Error::Closed)?
+    Ok(wait)
 }
 
 fn run(conn: Connection, rx: mpsc::Receiver<Command>, ctx: WriterCtx) {

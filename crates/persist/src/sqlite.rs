@@ -18,7 +18,7 @@
 use crate::compaction::{prepare, CompactCommit, Compactor, Plan};
 use crate::crypto::Cipher;
 use crate::error::RecordKind;
-use crate::group_commit::{call, Command, Counters, Writer, WriterCtx};
+use crate::group_commit::{call, send, Command, Counters, Writer, WriterCtx};
 use crate::load::{validate_update, verify, RawDoc, StoredDoc};
 use crate::record::RecordCodec;
 use crate::store::{Appended, CompactionReport, DocStats, Options, Store};
@@ -662,6 +662,28 @@ impl Store for SqliteStore {
             update,
             reply,
         })
+    }
+
+    fn append_many(&self, doc_id: &str, updates: &[&[u8]]) -> Vec<Result<Appended>> {
+        // Queue every valid update first, then wait: the writer thread finds
+        // them all queued and commits them together.
+        let waits: Vec<Result<_>> = updates
+            .iter()
+            .map(|update| {
+                validate_doc_id(doc_id)?;
+                validate_update(doc_id, update)?;
+                let (doc_id, update) = (doc_id.to_owned(), update.to_vec());
+                send(&self.inner.writer_tx, |reply| Command::Append {
+                    doc_id,
+                    update,
+                    reply,
+                })
+            })
+            .collect();
+        waits
+            .into_iter()
+            .map(|wait| wait.and_then(|w| w.recv().map_err(|_| Error::Closed)?))
+            .collect()
     }
 
     fn read(&self, doc_id: &str) -> Result<Option<StoredDoc>> {

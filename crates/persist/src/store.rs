@@ -40,6 +40,15 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// refused with [`Error::InvalidUpdate`](crate::Error::InvalidUpdate).
     fn append(&self, doc_id: &str, update: &[u8]) -> Result<Appended>;
 
+    /// Appends several updates to `doc_id`, each with [`Store::append`]'s
+    /// guarantee, and returns one result per update in order. One update's
+    /// failure does not fail the others. [`SqliteStore`](crate::SqliteStore)
+    /// queues them all before waiting, so they share one commit (one fsync)
+    /// instead of one each.
+    fn append_many(&self, doc_id: &str, updates: &[&[u8]]) -> Vec<Result<Appended>> {
+        updates.iter().map(|u| self.append(doc_id, u)).collect()
+    }
+
     /// The verified records of `doc_id` (snapshot and the updates after it),
     /// or `None` if the document does not exist. Every record's checksum is
     /// checked; a bad or missing record is an error, never skipped.

@@ -308,3 +308,38 @@ async fn async_store_appends_and_loads_without_blocking_the_runtime() {
     assert_eq!(store.list().await.unwrap().len(), 16);
     assert!(store.delete("d0").await.unwrap());
 }
+
+#[test]
+fn append_many_stores_each_update_in_order_and_reports_failures_separately() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(dir.path().join("s.db"), Options::default()).unwrap();
+    let memory = MemoryStore::new();
+    for store in [&sqlite as &dyn Store, &memory as &dyn Store] {
+        let mut doc = Doc::new(ReplicaId::new(9));
+        let mut updates = Vec::new();
+        for i in 0..20 {
+            updates.push(
+                doc.transact(|tx| {
+                    tx.counter("n")?.increment(i + 1)?;
+                    Ok(())
+                })
+                .unwrap(),
+            );
+        }
+        let mut refs: Vec<&[u8]> = updates.iter().map(|u| u.as_slice()).collect();
+        let garbage = b"not an update".to_vec();
+        refs.insert(5, &garbage);
+        let results = store.append_many("many", &refs);
+        assert_eq!(results.len(), 21);
+        assert!(matches!(results[5], Err(Error::InvalidUpdate { .. })));
+        let seqs: Vec<u64> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|a| a.seq)
+            .collect();
+        assert_eq!(seqs.len(), 20);
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+        let back = store.load("many", ReplicaId::new(1)).unwrap().unwrap();
+        assert_eq!(back.version(), doc.version());
+    }
+}
