@@ -1,1 +1,74 @@
-//! weft offline-first sync client (in progress).
+//! # weft-client
+//!
+//! The offline-first sync client of weft: what an app or editor embeds.
+//! Every edit applies at once to the in-memory document and is durable in
+//! the local store before the call returns; a background task syncs each
+//! open document with a relay whenever one is reachable — after seconds or
+//! weeks offline — resuming by version vector, so nothing the relay has is
+//! sent again and no edit is lost.
+//!
+//! ```
+//! use weft_client::{Client, SyncStatus};
+//!
+//! // Pure local use: no relay at all.
+//! let client = Client::in_memory(); // or Client::open_sqlite("app.db")
+//! let note = client.replica("note-1").unwrap();
+//! note.transact(|tx| {
+//!     tx.text("body")?.insert(0, "Hello")?;
+//!     tx.counter("edits")?.increment(1)?;
+//!     tx.map("meta")?.put("title", "Greeting")
+//! })
+//! .unwrap(); // applied, and appended to the store
+//! assert_eq!(note.read(|d| d.text("body").unwrap().to_string()), "Hello");
+//! assert_eq!(*note.status().borrow(), SyncStatus::Offline);
+//! ```
+//!
+//! With a relay (inside a tokio runtime), the same document syncs in the
+//! background; see `examples/two_replicas.rs` for two replicas that edit
+//! offline and converge through a relay:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), weft_client::Error> {
+//! use std::time::Duration;
+//! use weft_client::{Client, SyncConfig};
+//! let client = Client::open_sqlite("app.db")?;
+//! let note = client.replica("note-1")?;
+//! client.connect(SyncConfig::new("ws://127.0.0.1:8787/ws"))?;
+//! note.transact_async(|tx| tx.text("body")?.insert(0, "Hi ")).await?;
+//! note.wait_synced(Duration::from_secs(10)).await;
+//! # Ok(()) }
+//! ```
+//!
+//! | module | responsibility |
+//! |---|---|
+//! | `client.rs` | [`Client`]: the store, open replicas, connect / disconnect |
+//! | `replica.rs` | [`Replica`]: transact (memory + store + outbox), read, status, presence |
+//! | `connection.rs` | the sync task: WebSocket, handshake, subscribe, frames, keepalive, reconnect |
+//! | `outbox.rs` | what the relay lacks: backlog planning, in-flight window, acks, retries |
+//! | `backoff.rs` | [`Backoff`]: capped exponential delays with full jitter |
+//! | `status.rs` | [`SyncStatus`], [`ConnectionState`], [`ClientEvent`] |
+//! | `presence.rs` | own presence and other peers' ([`Peers`]) |
+//! | `config.rs` | [`SyncConfig`] |
+//! | `error.rs` | [`Error`] |
+//!
+//! The state machine and the outbox design: `docs/architecture.md`
+//! ("Client"); the wire protocol: `docs/protocol.md` §7.
+
+mod backoff;
+mod client;
+mod config;
+mod connection;
+mod error;
+mod outbox;
+mod presence;
+mod replica;
+mod status;
+
+pub use backoff::Backoff;
+pub use client::Client;
+pub use config::SyncConfig;
+pub use error::{Error, Result};
+pub use presence::Peers;
+pub use replica::Replica;
+pub use status::{ClientEvent, ConnectionState, SyncStatus};
+pub use weft_protocol::{Cursor, DocId, ErrorCode, PeerId, PresenceState};

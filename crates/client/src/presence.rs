@@ -1,0 +1,125 @@
+//! Presence: this replica's own state (resent after every reconnect) and
+//! the other peers' states as the relay reports them.
+
+use crate::{Error, Result};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use tokio::sync::watch;
+use weft_protocol::{Limits, PeerId, PresenceState};
+
+/// Other peers present in a document, by their per-connection id.
+pub type Peers = BTreeMap<PeerId, PresenceState>;
+
+/// One document's presence book.
+#[derive(Debug)]
+pub(crate) struct PresenceBook {
+    mine: Mutex<Option<PresenceState>>,
+    peers: watch::Sender<Peers>,
+}
+
+impl Default for PresenceBook {
+    fn default() -> Self {
+        PresenceBook {
+            mine: Mutex::new(None),
+            peers: watch::Sender::new(Peers::new()),
+        }
+    }
+}
+
+/// Checks `state` against the protocol's presence rules and the default
+/// size limit, so the app hears about a bad state at once rather than the
+/// relay dropping it later.
+pub(crate) fn validate(state: &PresenceState) -> Result<()> {
+    state
+        .validate(Limits::default().max_presence_bytes as usize)
+        .map_err(Error::Presence)
+}
+
+impl PresenceBook {
+    pub(crate) fn set_mine(&self, state: Option<PresenceState>) {
+        *self.mine.lock().unwrap_or_else(|e| e.into_inner()) = state;
+    }
+
+    pub(crate) fn mine(&self) -> Option<PresenceState> {
+        self.mine.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn watch(&self) -> watch::Receiver<Peers> {
+        self.peers.subscribe()
+    }
+
+    /// `PresenceUpdate`: full states of some peers (`me` is skipped).
+    pub(crate) fn update(&self, me: PeerId, peers: Vec<(PeerId, PresenceState)>) {
+        self.peers.send_modify(|map| {
+            for (peer, state) in peers {
+                if peer != me {
+                    map.insert(peer, state);
+                }
+            }
+        });
+    }
+
+    /// `PresenceRemoved`.
+    pub(crate) fn remove(&self, peers: &[PeerId]) {
+        self.peers.send_if_modified(|map| {
+            let before = map.len();
+            map.retain(|peer, _| !peers.contains(peer));
+            map.len() != before
+        });
+    }
+
+    /// The connection ended: nobody is visible any more.
+    pub(crate) fn clear(&self) {
+        self.peers.send_if_modified(|map| {
+            let had = !map.is_empty();
+            map.clear();
+            had
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(user: &str) -> PresenceState {
+        PresenceState {
+            user: user.into(),
+            color: "#ff8800".into(),
+            cursor: None,
+            extra: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn updates_replace_removals_drop_and_self_is_hidden() {
+        let book = PresenceBook::default();
+        let rx = book.watch();
+        book.update(
+            PeerId(1),
+            vec![(PeerId(1), state("me")), (PeerId(2), state("ann"))],
+        );
+        book.update(
+            PeerId(1),
+            vec![(PeerId(2), state("ann2")), (PeerId(3), state("bo"))],
+        );
+        let seen = rx.borrow().clone();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[&PeerId(2)].user, "ann2");
+        book.remove(&[PeerId(2)]);
+        assert_eq!(rx.borrow().keys().copied().collect::<Vec<_>>(), [PeerId(3)]);
+        book.clear();
+        assert!(rx.borrow().is_empty());
+    }
+
+    #[test]
+    fn invalid_states_are_refused_locally() {
+        assert!(validate(&state("ann")).is_ok());
+        let mut bad = state("ann");
+        bad.color = "red".into();
+        assert!(matches!(validate(&bad), Err(Error::Presence(_))));
+        let mut long = state("ann");
+        long.extra = vec![0; 5000];
+        assert!(validate(&long).is_err());
+    }
+}
