@@ -10,7 +10,7 @@
 # --insecure-no-auth, --listen 127.0.0.1:0) and stops it afterwards.
 # Environment:
 #   CARGO_TARGET_DIR  where to build (default: the workspace's target/)
-#   RELAY_ARGS        extra relay flags, e.g. raised per-IP / rate limits
+#   RELAY_ARGS        relay flags (default: the raised limits below)
 #   OUT               also append the rows to this file
 set -euo pipefail
 
@@ -31,10 +31,14 @@ echo "# open-file limit: $(ulimit -Sn) (hard $(ulimit -Hn))" >&2
 cargo build --release -p weft-relay -p weft-benches --bin weft-relay --bin weft-load >&2
 LOAD="$CARGO_TARGET_DIR/release/weft-load"
 
-# Relay flags for every scenario: the load comes from one IP (127.0.0.1),
-# so the per-IP connection limit and the per-connection update rate must
-# admit it. Override with RELAY_ARGS.
-read -r -a relay_args <<<"${RELAY_ARGS:-}"
+# Relay flags for every scenario: all load comes from one IP (127.0.0.1) and
+# the catch-up writer sends 10k updates as fast as they are acked, so the
+# per-IP connection limit (default 1024) and the per-connection update rate
+# (default 1000/s, burst 2000) are raised. Override with RELAY_ARGS.
+if [ -z "${RELAY_ARGS+set}" ]; then
+    RELAY_ARGS="--max-connections-per-ip 20000 --updates-per-sec 100000 --update-burst 100000"
+fi
+read -r -a relay_args <<<"$RELAY_ARGS"
 common=()
 for a in "${relay_args[@]}"; do common+=("--relay-arg=$a"); done
 

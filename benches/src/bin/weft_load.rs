@@ -1653,15 +1653,18 @@ async fn catchup(relay: &Relay, p: &CatchupParams, run_id: &str) -> Res<()> {
     // Fresh clients, one after the other: Hello first (not timed), then
     // Subscribe with an empty version → Synced applied.
     let mut times = Vec::new();
+    let mut recv_times = Vec::new();
     let mut synced_bytes = 0usize;
     let mut update_len = 0usize;
     for _ in 0..p.fresh_clients {
         let (mut fresh, _) = connect(addr).await?;
         let t = Instant::now();
         let (update, n) = subscribe(&mut fresh, &doc_id, &VersionVector::new()).await?;
+        let received = t.elapsed();
         let mut d = Doc::new(ReplicaId::random());
         d.apply(&update)?;
         let elapsed = t.elapsed();
+        recv_times.push(received);
         if d.text("body")?.to_string() != text {
             return Err("catchup: the fresh client's text differs from the writer's".into());
         }
@@ -1671,13 +1674,28 @@ async fn catchup(relay: &Relay, p: &CatchupParams, run_id: &str) -> Res<()> {
         let _ = fresh.close(None).await;
     }
     let _ = ws.close(None).await;
+    // For reference: the same state through the snapshot path (save/load)
+    // instead of diff/apply, median of 5.
+    let snapshot = doc.save();
+    let mut load_times: Vec<Duration> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let loaded = Doc::load(&snapshot, ReplicaId::random());
+            let e = t.elapsed();
+            drop(loaded);
+            e
+        })
+        .collect();
+    load_times.sort();
     let first = times[0];
     let mut sorted = times.clone();
     sorted.sort();
     let median = sorted[sorted.len() / 2];
     let min = sorted[0];
+    recv_times.sort();
+    let recv_median = recv_times[recv_times.len() / 2];
     println!(
-        "| catchup | {} inserts × {} random letters at {} positions ({chars}-char doc; updates {:.0} KB in total), window {} | fresh client Subscribe → Synced applied: first {:.2} ms, median {:.2} ms, min {:.2} ms of {}; Synced frame {:.1} KB (update {:.1} KB; the writer's Doc::save {:.1} KB) |",
+        "| catchup | {} inserts × {} random letters at {} positions ({chars}-char doc; updates {:.0} KB in total), window {} | fresh client Subscribe → Synced applied: first {:.2} ms, median {:.2} ms, min {:.2} ms of {} (median Subscribe → Synced received {:.2} ms, the rest is the client's apply); Synced frame {:.1} KB (update {:.1} KB); for reference the writer's Doc::save is {:.1} KB and Doc::load takes {:.2} ms here |",
         p.inserts,
         p.chars,
         if p.random { "random" } else { "appended" },
@@ -1687,9 +1705,11 @@ async fn catchup(relay: &Relay, p: &CatchupParams, run_id: &str) -> Res<()> {
         median.as_secs_f64() * 1e3,
         min.as_secs_f64() * 1e3,
         times.len(),
+        recv_median.as_secs_f64() * 1e3,
         synced_bytes as f64 / 1024.0,
         update_len as f64 / 1024.0,
-        doc.save().len() as f64 / 1024.0,
+        snapshot.len() as f64 / 1024.0,
+        load_times[2].as_secs_f64() * 1e3,
     );
     println!(
         "| ingest | the same {} inserts, sent with {} in flight, each acked | relay CPU (utime+stime) {} from first send to last ack; wall {:.3} s ({:.0} updates/s); errors: {} |",
