@@ -1,0 +1,131 @@
+//! Prometheus metrics: names, descriptions and the process-wide recorder.
+//!
+//! The recorder is global (one per process, installed by the first relay
+//! started), so several relays in one test process share their counters.
+
+use std::sync::OnceLock;
+
+use metrics::{
+    describe_counter, describe_gauge, describe_histogram, Counter, Gauge, Histogram, Unit,
+};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use weft_protocol::ErrorCode;
+
+use crate::RelayError;
+
+/// Open WebSocket connections (gauge).
+pub const CONNECTIONS: &str = "weft_relay_connections";
+/// Connections accepted since start (counter).
+pub const CONNECTIONS_TOTAL: &str = "weft_relay_connections_total";
+/// Documents loaded in memory (gauge).
+pub const DOCS_LOADED: &str = "weft_relay_documents_loaded";
+/// Client updates received (counter).
+pub const UPDATES_IN: &str = "weft_relay_updates_in_total";
+/// Bytes of client updates received (counter).
+pub const UPDATE_BYTES_IN: &str = "weft_relay_update_bytes_in_total";
+/// Updates stored durably (counter).
+pub const UPDATES_STORED: &str = "weft_relay_updates_stored_total";
+/// Frames sent to clients (counter).
+pub const FRAMES_OUT: &str = "weft_relay_frames_out_total";
+/// Bytes sent to clients (counter).
+pub const BYTES_OUT: &str = "weft_relay_bytes_out_total";
+/// Seconds from an update's arrival at its document to its fan-out (histogram).
+pub const FANOUT_LAG: &str = "weft_relay_fanout_lag_seconds";
+/// Seconds one batch of appends took to become durable (histogram).
+pub const STORE_LATENCY: &str = "weft_relay_store_seconds";
+/// Frames queued to clients and not yet written, all connections (gauge).
+pub const QUEUED_FRAMES: &str = "weft_relay_outbound_queued_frames";
+/// Commands queued to document tasks, sampled per batch (histogram).
+pub const DOC_QUEUE_DEPTH: &str = "weft_relay_document_queue_depth";
+/// Error frames sent, by `code` label (counter).
+pub const ERRORS: &str = "weft_relay_errors_total";
+/// Readers that fell behind and were caught up with a fresh diff (counter).
+pub const SLOW_READER_RESYNCS: &str = "weft_relay_slow_reader_resyncs_total";
+
+static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+
+/// Installs (once) and returns the process-wide Prometheus recorder.
+pub(crate) fn install() -> Result<PrometheusHandle, RelayError> {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).map_err(|e| e.to_string())?;
+            describe();
+            Ok(handle)
+        })
+        .clone()
+        .map_err(RelayError::Metrics)
+}
+
+fn describe() {
+    describe_gauge!(CONNECTIONS, "Open WebSocket connections");
+    describe_counter!(CONNECTIONS_TOTAL, "Connections accepted since start");
+    describe_gauge!(DOCS_LOADED, "Documents loaded in memory");
+    describe_counter!(UPDATES_IN, "Client updates received");
+    describe_counter!(
+        UPDATE_BYTES_IN,
+        Unit::Bytes,
+        "Bytes of client updates received"
+    );
+    describe_counter!(UPDATES_STORED, "Updates stored durably");
+    describe_counter!(FRAMES_OUT, "Frames sent to clients");
+    describe_counter!(BYTES_OUT, Unit::Bytes, "Bytes sent to clients");
+    describe_histogram!(
+        FANOUT_LAG,
+        Unit::Seconds,
+        "Update arrival at its document to fan-out"
+    );
+    describe_histogram!(STORE_LATENCY, Unit::Seconds, "Durable append of one batch");
+    describe_gauge!(QUEUED_FRAMES, "Frames queued to clients, not yet written");
+    describe_histogram!(DOC_QUEUE_DEPTH, "Commands waiting for a document task");
+    describe_counter!(ERRORS, "Error frames sent, by code");
+    describe_counter!(
+        SLOW_READER_RESYNCS,
+        "Slow readers caught up with a fresh diff"
+    );
+}
+
+/// Counts one error frame sent with `code`.
+pub(crate) fn error_sent(code: ErrorCode) {
+    metrics::counter!(ERRORS, "code" => code.code().to_string()).increment(1);
+}
+
+/// Handles to the hot metrics, looked up once (a `counter!` lookup per
+/// frame would cost more than the frame).
+#[derive(Clone, Debug)]
+pub(crate) struct Meters {
+    pub(crate) connections: Gauge,
+    pub(crate) connections_total: Counter,
+    pub(crate) docs_loaded: Gauge,
+    pub(crate) updates_in: Counter,
+    pub(crate) update_bytes_in: Counter,
+    pub(crate) updates_stored: Counter,
+    pub(crate) frames_out: Counter,
+    pub(crate) bytes_out: Counter,
+    pub(crate) fanout_lag: Histogram,
+    pub(crate) store_latency: Histogram,
+    pub(crate) queued_frames: Gauge,
+    pub(crate) doc_queue_depth: Histogram,
+    pub(crate) slow_reader_resyncs: Counter,
+}
+
+impl Meters {
+    pub(crate) fn new() -> Meters {
+        Meters {
+            connections: metrics::gauge!(CONNECTIONS),
+            connections_total: metrics::counter!(CONNECTIONS_TOTAL),
+            docs_loaded: metrics::gauge!(DOCS_LOADED),
+            updates_in: metrics::counter!(UPDATES_IN),
+            update_bytes_in: metrics::counter!(UPDATE_BYTES_IN),
+            updates_stored: metrics::counter!(UPDATES_STORED),
+            frames_out: metrics::counter!(FRAMES_OUT),
+            bytes_out: metrics::counter!(BYTES_OUT),
+            fanout_lag: metrics::histogram!(FANOUT_LAG),
+            store_latency: metrics::histogram!(STORE_LATENCY),
+            queued_frames: metrics::gauge!(QUEUED_FRAMES),
+            doc_queue_depth: metrics::histogram!(DOC_QUEUE_DEPTH),
+            slow_reader_resyncs: metrics::counter!(SLOW_READER_RESYNCS),
+        }
+    }
+}
