@@ -2,6 +2,7 @@
 pub mod doc_sim;
 pub mod fuzz_checks;
 pub mod laws;
+pub mod proxy;
 pub mod sim;
 pub mod subjects;
 pub mod traces;
