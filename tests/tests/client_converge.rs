@@ -237,17 +237,9 @@ async fn a_long_offline_backlog_syncs_in_bounded_batches_with_progress() {
     let url = url(&relay);
     let client = Client::in_memory();
     let doc = client.replica("backlog").unwrap();
-    // Incompressible lines: a small LCG picks the letters.
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut seed = 0x2545_f491_4f6c_dd1d;
     for n in 0..400 {
-        let letters: String = (0..100)
-            .map(|_| {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                char::from(b'a' + (seed >> 59) as u8 % 26)
-            })
-            .collect();
+        let letters = noise(&mut seed, 100);
         let line = format!("{n:04}{letters}\n");
         doc.transact(|tx| {
             let len = tx.text("t")?.len();

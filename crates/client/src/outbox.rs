@@ -48,6 +48,8 @@ pub(crate) struct Piece {
     pub(crate) bytes: Vec<u8>,
     pub(crate) from: VersionVector,
     pub(crate) to: VersionVector,
+    /// Times the relay asked to retry this piece.
+    pub(crate) retries: u32,
 }
 
 impl Piece {
@@ -57,7 +59,12 @@ impl Piece {
         if from.dominates(&to) {
             return None;
         }
-        Some(Piece { bytes, from, to })
+        Some(Piece {
+            bytes,
+            from,
+            to,
+            retries: 0,
+        })
     }
 }
 
@@ -121,7 +128,6 @@ pub(crate) struct Outbox {
     /// Acknowledged spans whose `from` is not yet known to the relay.
     waiting: Vec<(VersionVector, VersionVector)>,
     max_in_flight: usize,
-    attempts: u32,
 }
 
 impl Outbox {
@@ -135,7 +141,6 @@ impl Outbox {
             retry: Vec::new(),
             waiting: Vec::new(),
             max_in_flight: max_in_flight.max(1),
-            attempts: 0,
         }
     }
 
@@ -181,7 +186,6 @@ impl Outbox {
     pub(crate) fn ack(&mut self, seq: u64) -> bool {
         match self.in_flight.remove(&seq) {
             Some(piece) => {
-                self.attempts = 0;
                 self.learn(piece.from, piece.to);
                 true
             }
@@ -216,14 +220,16 @@ impl Outbox {
     }
 
     /// A retry-scope error (200–249) for `seq`: resend after a delay that
-    /// grows with consecutive retries (`base * 2^n`, capped at 64×).
+    /// grows with the piece's retries (`base * 2^n`, n ≤ 5), jittered down
+    /// to half so retried pieces spread out.
     pub(crate) fn retry_later(&mut self, seq: u64, now: Instant, base: Duration) -> bool {
-        let Some(piece) = self.in_flight.remove(&seq) else {
+        let Some(mut piece) = self.in_flight.remove(&seq) else {
             return false;
         };
-        let attempt = self.attempts;
-        self.attempts = self.attempts.saturating_add(1);
-        let delay = base.saturating_mul(1 << attempt.min(6));
+        let ceiling = base.saturating_mul(1 << piece.retries.min(5));
+        let jitter = crate::backoff::random_u64() % 1024;
+        let delay = ceiling / 2 + ceiling.mul_f64(jitter as f64 / 2048.0);
+        piece.retries = piece.retries.saturating_add(1);
         self.retry.push((now + delay, piece));
         true
     }
@@ -362,9 +368,14 @@ mod tests {
         let p4 = out.next(now).unwrap();
         out.sent(4, p4);
         assert!(out.next(now).is_none(), "retry not due yet");
+        assert!(
+            out.next(now + Duration::from_millis(24)).is_none(),
+            "at least half the delay"
+        );
         let later = now + Duration::from_millis(60);
         let again = out.next(later).unwrap();
-        assert_eq!(again, pieces[2]);
+        assert_eq!(again.bytes, pieces[2].bytes);
+        assert_eq!(again.retries, 1);
         out.sent(5, again);
         assert!(out.refuse(4).is_some());
         assert!(out.ack(5));

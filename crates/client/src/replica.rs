@@ -149,6 +149,20 @@ impl Replica {
             cell.unstored_from = Some(since);
             return Err(Error::Store(e));
         }
+        // Under the lock, before the sync task can see the update: a
+        // status read after this call never claims `Synced` for it (the
+        // task recomputes the count when it takes the update).
+        shared.status.send_if_modified(|s| match s {
+            SyncStatus::Synced => {
+                *s = SyncStatus::Syncing { pending: 1 };
+                true
+            }
+            SyncStatus::Syncing { pending } => {
+                *pending = pending.saturating_add(1);
+                true
+            }
+            _ => false,
+        });
         // Queued while the lock is held, so the sync task sees local
         // updates in commit order.
         shared.link.send(Command::Local {

@@ -108,3 +108,15 @@ pub(crate) async fn peers_reach(
     let reached = tokio::time::timeout(Duration::from_secs(5), peers.wait_for(pred)).await;
     matches!(reached, Ok(Ok(_)))
 }
+
+/// `len` pseudo-random lowercase letters (incompressible test content).
+pub(crate) fn noise(seed: &mut u64, len: usize) -> String {
+    (0..len)
+        .map(|_| {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            char::from(b'a' + (*seed >> 59) as u8 % 26)
+        })
+        .collect()
+}
