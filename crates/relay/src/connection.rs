@@ -243,7 +243,11 @@ impl Conn {
         if let Frame::Error { code, .. } = &frame {
             metrics::error_sent(*code);
         }
-        if self.out.try_send(Bytes::from(frame.encode())).is_err() {
+        if self
+            .out
+            .try_send_reply(Bytes::from(frame.encode()))
+            .is_err()
+        {
             self.out
                 .kill(ErrorCode::SlowConsumer, "too slow reading replies");
         }

@@ -164,7 +164,7 @@ fn send_control(out: &Outbound, frame: Frame) {
     if let Frame::Error { code, .. } = &frame {
         metrics::error_sent(*code);
     }
-    if out.try_send(Bytes::from(frame.encode())).is_err() && !out.is_closed() {
+    if out.try_send_reply(Bytes::from(frame.encode())).is_err() && !out.is_closed() {
         out.kill(ErrorCode::SlowConsumer, "too slow reading replies");
     }
 }

@@ -17,6 +17,7 @@ use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::{oneshot, watch};
+use tokio_util::task::TaskTracker;
 use weft_protocol::{DocId, ErrorCode};
 
 use crate::admission::Admission;
@@ -38,6 +39,8 @@ pub(crate) struct AppState {
     pub(crate) admission: std::sync::Arc<Admission>,
     pub(crate) prometheus: PrometheusHandle,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Every connection task, so shutdown can wait for them.
+    pub(crate) connections: TaskTracker,
 }
 
 /// The router.
@@ -72,7 +75,12 @@ async fn ws(
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| {
-            connection::serve(app.relay.clone(), socket, admitted, app.shutdown.clone())
+            app.connections.track_future(connection::serve(
+                app.relay.clone(),
+                socket,
+                admitted,
+                app.shutdown.clone(),
+            ))
         })
 }
 

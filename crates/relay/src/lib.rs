@@ -51,6 +51,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 use weft_persist::{MemoryStore, Options, SqliteStore, Store};
 
@@ -73,6 +74,7 @@ pub struct Relay {
     state: Arc<RelayState>,
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
+    connections: TaskTracker,
     grace: std::time::Duration,
 }
 
@@ -104,11 +106,13 @@ impl Relay {
             server_name: config.server_name.clone(),
         });
         let (stop, stopped) = watch::channel(false);
+        let connections = TaskTracker::new();
         let app = http::router(http::AppState {
             relay: state.clone(),
             admission: Arc::new(Admission::default()),
             prometheus,
             shutdown: stopped.clone(),
+            connections: connections.clone(),
         });
         let mut until = stopped.clone();
         let server = tokio::spawn(async move {
@@ -129,6 +133,7 @@ impl Relay {
             state,
             stop,
             server,
+            connections,
             grace: config.shutdown_grace,
         })
     }
@@ -151,7 +156,14 @@ impl Relay {
         // axum's graceful shutdown waits for HTTP connections; upgraded
         // WebSockets watch the same signal and close themselves.
         if tokio::time::timeout(self.grace, self.server).await.is_err() {
-            warn!("connections did not close within the grace period");
+            warn!("HTTP connections did not close within the grace period");
+        }
+        self.connections.close();
+        if tokio::time::timeout(self.grace, self.connections.wait())
+            .await
+            .is_err()
+        {
+            warn!("WebSocket connections did not close within the grace period");
         }
         if tokio::time::timeout(self.grace, self.state.hub.close())
             .await

@@ -84,11 +84,24 @@ pub(crate) fn channel(
 }
 
 impl Outbound {
-    /// Queues `frame` unless that would exceed the bounds.
+    /// Queues a fan-out frame (`Remote`, presence) unless that would exceed
+    /// the bounds.
     pub(crate) fn try_send(&self, frame: Bytes) -> Result<(), Full> {
+        self.push(frame, self.shared.max_bytes)
+    }
+
+    /// Queues a reply the client asked for (`Synced`, `Ack`, errors,
+    /// `Pong`): these may use up to four times the byte budget, so a client
+    /// subscribing several large documents at once is not mistaken for a
+    /// slow reader, while one that never reads is still bounded.
+    pub(crate) fn try_send_reply(&self, frame: Bytes) -> Result<(), Full> {
+        self.push(frame, self.shared.max_bytes.saturating_mul(4))
+    }
+
+    fn push(&self, frame: Bytes, max_bytes: usize) -> Result<(), Full> {
         let len = frame.len();
         let queued = self.shared.queued_bytes.load(Ordering::Relaxed);
-        if queued > 0 && queued + len > self.shared.max_bytes {
+        if queued > 0 && queued + len > max_bytes {
             return Err(Full);
         }
         self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);

@@ -679,3 +679,41 @@ async fn health_metrics_and_graceful_shutdown() {
         "still accepting after shutdown"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribing_several_large_documents_at_once_is_not_a_slow_reader() {
+    let relay = relay_with(|c| c.limits.outbound_queue_bytes = 64 * 1024).await;
+    let addr = relay.local_addr();
+    let mut w = TestClient::connect(addr, None).await;
+    let mut contents = Vec::new();
+    for n in 0..3 {
+        let name = format!("big{n}");
+        let mut d = new_doc();
+        w.subscribe(&name, &mut d).await;
+        let u = append(&mut d, &noise(100_000, n + 1));
+        w.update(&name, u).await;
+        assert!(matches!(w.recv().await, Frame::Ack { .. }));
+        contents.push(d.text("t").unwrap().to_string());
+    }
+    // Three Synced of ~100 KB each, queued before the client reads any.
+    let mut r = TestClient::connect(addr, None).await;
+    for n in 0..3 {
+        r.send(&Frame::Subscribe {
+            doc: id(&format!("big{n}")),
+            version: Default::default(),
+        })
+        .await;
+    }
+    for n in 0..3 {
+        match r.recv().await {
+            Frame::Synced { doc, update, .. } => {
+                assert_eq!(doc, id(&format!("big{n}")));
+                let mut d = new_doc();
+                d.apply(&update).unwrap();
+                assert_eq!(d.text("t").unwrap().to_string(), contents[n as usize]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    relay.shutdown().await;
+}
