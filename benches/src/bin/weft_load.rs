@@ -133,7 +133,7 @@ enum Scenario {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "1000,2000,5000,10000,15000,20000,30000"
+            default_value = "1000,2000,3000,4000,5000,7500,10000,15000,20000"
         )]
         sweep: Vec<f64>,
         /// The p99 delivery bound for `--find-max`.
