@@ -119,6 +119,7 @@ async fn a_reconnect_resends_no_history() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let (up2, down2) = (proxy.bytes_up() - up, proxy.bytes_down() - down);
+    eprintln!("first sync: {up} B up, {down} B down; reconnect: {up2} B up, {down2} B down");
     assert!(
         up2 < 1024,
         "reconnect sent {up2} bytes: handshake and version only"
