@@ -27,6 +27,10 @@ pub(crate) struct DocCell {
 pub(crate) struct ReplicaShared {
     pub(crate) id: DocId,
     cell: Mutex<DocCell>,
+    /// The document's version, kept beside it so status updates and
+    /// `Replica::version` never wait for an edit's fsync (lock order:
+    /// `cell` before `version`).
+    version: Mutex<VersionVector>,
     pub(crate) store: Arc<dyn Store>,
     link: Arc<Link>,
     pub(crate) status: watch::Sender<SyncStatus>,
@@ -42,6 +46,7 @@ impl ReplicaShared {
         };
         ReplicaShared {
             id,
+            version: Mutex::new(doc.version().clone()),
             cell: Mutex::new(DocCell {
                 doc,
                 unstored_from: None,
@@ -58,7 +63,17 @@ impl ReplicaShared {
     }
 
     pub(crate) fn version(&self) -> VersionVector {
-        self.lock().doc.version().clone()
+        self.version
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn publish_version(&self, doc: &Doc) {
+        let mut version = self.version.lock().unwrap_or_else(|e| e.into_inner());
+        if *version != *doc.version() {
+            *version = doc.version().clone();
+        }
     }
 
     /// Stores then applies an update received from the relay (blocking).
@@ -67,16 +82,16 @@ impl ReplicaShared {
     /// the update and sends it again.
     pub(crate) fn store_and_apply(&self, update: &[u8]) -> std::result::Result<(), String> {
         let (_, to) = versions(update).ok_or("the relay sent bytes that are not an update")?;
-        if self.lock().doc.version().dominates(&to) {
+        if self.version().dominates(&to) {
             return Ok(());
         }
         self.store
             .append(self.id.as_str(), update)
             .map_err(|e| format!("storing a received update: {e}"))?;
-        self.lock()
-            .doc
-            .apply(update)
-            .map_err(|e| format!("applying a received update: {e}"))?;
+        let mut cell = self.lock();
+        let applied = cell.doc.apply(update);
+        self.publish_version(&cell.doc);
+        applied.map_err(|e| format!("applying a received update: {e}"))?;
         Ok(())
     }
 
@@ -141,6 +156,7 @@ impl Replica {
         if *cell.doc.version() == before && cell.unstored_from.is_none() {
             return Ok(update); // an empty transaction
         }
+        shared.publish_version(&cell.doc);
         let (bytes, since) = match cell.unstored_from.take() {
             Some(since) => (cell.doc.diff(&since), since),
             None => (update.clone(), before),
@@ -205,7 +221,8 @@ impl Replica {
         read(&self.shared.lock().doc)
     }
 
-    /// The transactions this replica has, per writer.
+    /// The transactions this replica has, per writer. Never waits for an
+    /// edit being stored.
     ///
     /// ```
     /// use weft_client::Client;
