@@ -152,11 +152,13 @@ async fn presence_is_seen_cleared_and_resent_after_reconnect() {
     let url = url(&relay);
     let (a_client, a) = client(&url, "room");
     let (_b_client, b) = client(&url, "room");
+    a.transact(|tx| tx.text("t")?.insert(0, "hello world"))
+        .unwrap();
     assert!(converged(&[&a, &b], Duration::from_secs(10)).await);
     let ann = PresenceState {
         user: "Ann".into(),
         color: "#3366ff".into(),
-        cursor: None,
+        cursor: Some(a.cursor("t", 6, 11).unwrap()),
         extra: b"typing".to_vec(),
     };
     a.set_presence(ann.clone()).unwrap();
@@ -166,6 +168,14 @@ async fn presence_is_seen_cleared_and_resent_after_reconnect() {
         "b sees ann"
     );
     assert!(a.peers().borrow().is_empty(), "a does not list itself");
+    let seen = b.peers().borrow().values().next().cloned().unwrap();
+    let cursor = seen.cursor.expect("the cursor travelled");
+    b.transact(|tx| tx.text("t")?.insert(0, ">> ")).unwrap();
+    assert_eq!(
+        b.resolve_cursor(&cursor),
+        Some((9, 14)),
+        "b sees ann's selection"
+    );
 
     a.clear_presence();
     assert!(

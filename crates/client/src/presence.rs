@@ -5,7 +5,8 @@ use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use tokio::sync::watch;
-use weft_protocol::{Limits, PeerId, PresenceState};
+use weft_core::{Bias, Doc, StablePosition};
+use weft_protocol::{Cursor, Limits, PeerId, PresenceState};
 
 /// Other peers present in a document, by their per-connection id.
 pub type Peers = BTreeMap<PeerId, PresenceState>;
@@ -33,6 +34,44 @@ pub(crate) fn validate(state: &PresenceState) -> Result<()> {
     state
         .validate(Limits::default().max_presence_bytes as usize)
         .map_err(Error::Presence)
+}
+
+/// A cursor in the top-level text `text` from char `anchor` to char `head`
+/// (equal for a caret), anchored to characters so it follows concurrent
+/// edits.
+pub(crate) fn cursor_in(doc: &Doc, text: &str, anchor: usize, head: usize) -> Result<Cursor> {
+    let text = doc.text(text)?;
+    let at = |index: usize| match text.as_text() {
+        Some(t) => t.anchor(index, Bias::Left),
+        None => StablePosition {
+            anchor: None,
+            bias: Bias::Left,
+        },
+    };
+    Ok(Cursor {
+        text: text.path().clone(),
+        anchor: at(anchor),
+        head: at(head),
+    })
+}
+
+/// Where `cursor` is now, as char indexes `(anchor, head)`; `None` if its
+/// text no longer exists here (removed, or another generation) or its
+/// anchor characters have not arrived yet.
+pub(crate) fn resolve_in(doc: &Doc, cursor: &Cursor) -> Option<(usize, usize)> {
+    let (last, parents) = cursor.text.steps().split_last()?;
+    let mut map = doc.root();
+    for step in parents {
+        map = map.map(&step.key).ok()?;
+    }
+    let text = map.text(&last.key).ok()?;
+    if *text.path() != cursor.text {
+        return None;
+    }
+    match text.as_text() {
+        Some(t) => Some((t.resolve(&cursor.anchor)?, t.resolve(&cursor.head)?)),
+        None => Some((0, 0)),
+    }
 }
 
 impl PresenceBook {
@@ -110,6 +149,37 @@ mod tests {
         assert_eq!(rx.borrow().keys().copied().collect::<Vec<_>>(), [PeerId(3)]);
         book.clear();
         assert!(rx.borrow().is_empty());
+    }
+
+    #[test]
+    fn cursors_follow_concurrent_edits_and_vanish_with_their_text() {
+        use weft_core::ReplicaId;
+        let mut a = Doc::new(ReplicaId::new(1));
+        let mut b = Doc::new(ReplicaId::new(2));
+        b.apply(
+            &a.transact(|tx| tx.text("body")?.insert(0, "hello world"))
+                .unwrap(),
+        )
+        .unwrap();
+        let cursor = cursor_in(&b, "body", 6, 11).unwrap(); // "world"
+        let mut s = state("bo");
+        s.cursor = Some(cursor.clone());
+        assert!(validate(&s).is_ok());
+        a.transact(|tx| tx.text("body")?.insert(0, ">> ")).unwrap();
+        assert_eq!(resolve_in(&a, &cursor), Some((9, 14)));
+        a.transact(|tx| {
+            tx.root().remove("body");
+            Ok(())
+        })
+        .unwrap();
+        a.transact(|tx| tx.text("body")?.insert(0, "new")).unwrap();
+        assert_eq!(resolve_in(&a, &cursor), None, "a new generation");
+        let empty = cursor_in(&Doc::new(ReplicaId::new(3)), "t", 4, 4).unwrap();
+        assert_eq!(
+            resolve_in(&Doc::new(ReplicaId::new(4)), &empty),
+            Some((0, 0))
+        );
+        assert!(cursor_in(&a, "body", 0, 0).is_ok());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use weft_core::doc::{Event, SubscriptionId, Transaction};
 use weft_core::{Doc, DocError, VersionVector};
 use weft_persist::Store;
-use weft_protocol::{DocId, PresenceState};
+use weft_protocol::{Cursor, DocId, PresenceState};
 
 /// The in-memory document and what of it is not yet in the store.
 #[derive(Debug)]
@@ -319,6 +319,39 @@ impl Replica {
         self.shared.link.send(Command::Presence {
             doc: self.shared.id.clone(),
         });
+    }
+
+    /// A cursor (or selection) in the top-level text `text`, from char
+    /// `anchor` to char `head`, anchored to characters so that peers see it
+    /// follow their own concurrent edits. Put it in
+    /// [`PresenceState::cursor`].
+    ///
+    /// ```
+    /// use weft_client::{Client, PresenceState};
+    /// let doc = Client::in_memory().replica("d").unwrap();
+    /// doc.transact(|tx| tx.text("body")?.insert(0, "hello world")).unwrap();
+    /// let cursor = doc.cursor("body", 6, 11).unwrap(); // "world" selected
+    /// doc.transact(|tx| tx.text("body")?.insert(0, ">> ")).unwrap();
+    /// assert_eq!(doc.resolve_cursor(&cursor), Some((9, 14)));
+    /// let me = PresenceState { user: "Ann".into(), color: "#3366ff".into(), cursor: Some(cursor), extra: vec![] };
+    /// doc.set_presence(me).unwrap();
+    /// ```
+    pub fn cursor(&self, text: &str, anchor: usize, head: usize) -> Result<Cursor> {
+        self.read(|doc| presence::cursor_in(doc, text, anchor, head))
+    }
+
+    /// Where a (peer's) cursor is in this replica's document now, as char
+    /// indexes `(anchor, head)`: `None` if its text does not exist here or
+    /// its characters have not arrived yet.
+    ///
+    /// ```
+    /// use weft_client::Client;
+    /// let doc = Client::in_memory().replica("d").unwrap();
+    /// let caret = doc.cursor("body", 0, 0).unwrap();
+    /// assert_eq!(doc.resolve_cursor(&caret), Some((0, 0)));
+    /// ```
+    pub fn resolve_cursor(&self, cursor: &Cursor) -> Option<(usize, usize)> {
+        self.read(|doc| presence::resolve_in(doc, cursor))
     }
 
     /// The other peers present in the document (empty while offline).
