@@ -42,6 +42,25 @@ pub(crate) fn pending(local: &VersionVector, known: &VersionVector) -> u64 {
         .fold(0u64, u64::saturating_add)
 }
 
+/// Joins into `version` every span of `spans` that continues it, repeatedly
+/// (spans that arrived out of causal order), and drops the joined ones.
+fn join_ready(version: &mut VersionVector, spans: &mut Vec<(VersionVector, VersionVector)>) {
+    loop {
+        let before = spans.len();
+        spans.retain(|(from, to)| {
+            if version.dominates(from) {
+                version.join(to);
+                false
+            } else {
+                true
+            }
+        });
+        if spans.len() == before {
+            return;
+        }
+    }
+}
+
 /// One update to send: its bytes and the versions it spans.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Piece {
@@ -125,6 +144,8 @@ pub(crate) struct Outbox {
     queue: VecDeque<Piece>,
     in_flight: BTreeMap<u64, Piece>,
     retry: Vec<(Instant, Piece)>,
+    /// Queued spans whose `from` is ahead of `sent`.
+    sent_ahead: Vec<(VersionVector, VersionVector)>,
     /// Acknowledged spans whose `from` is not yet known to the relay.
     waiting: Vec<(VersionVector, VersionVector)>,
     max_in_flight: usize,
@@ -139,6 +160,7 @@ impl Outbox {
             queue: VecDeque::new(),
             in_flight: BTreeMap::new(),
             retry: Vec::new(),
+            sent_ahead: Vec::new(),
             waiting: Vec::new(),
             max_in_flight: max_in_flight.max(1),
         }
@@ -150,11 +172,19 @@ impl Outbox {
     }
 
     /// Queues `piece` unless this connection already sent what it spans.
+    /// `sent` only grows by spans that continue it (`from` within it):
+    /// joining the `to` of an update whose `from` is ahead would claim the
+    /// transactions in between, which may still be unsent.
     pub(crate) fn push(&mut self, piece: Piece) -> bool {
         if self.sent.dominates(&piece.to) {
             return false;
         }
-        self.sent.join(&piece.to);
+        if self.sent.dominates(&piece.from) {
+            self.sent.join(&piece.to);
+            join_ready(&mut self.sent, &mut self.sent_ahead);
+        } else {
+            self.sent_ahead.push((piece.from.clone(), piece.to.clone()));
+        }
         self.queue.push_back(piece);
         true
     }
@@ -195,28 +225,16 @@ impl Outbox {
 
     /// The relay holds the update spanning `from..to` (acked or received).
     pub(crate) fn learn(&mut self, from: VersionVector, to: VersionVector) {
-        self.sent.join(&to);
+        if self.sent.dominates(&from) {
+            self.sent.join(&to);
+            join_ready(&mut self.sent, &mut self.sent_ahead);
+        }
         if !self.known.dominates(&from) {
             self.waiting.push((from, to));
             return;
         }
         self.known.join(&to);
-        // Spans acked out of causal order may be joinable now.
-        loop {
-            let before = self.waiting.len();
-            let known = &mut self.known;
-            self.waiting.retain(|(from, to)| {
-                if known.dominates(from) {
-                    known.join(to);
-                    false
-                } else {
-                    true
-                }
-            });
-            if self.waiting.len() == before {
-                break;
-            }
-        }
+        join_ready(&mut self.known, &mut self.waiting);
     }
 
     /// A retry-scope error (200–249) for `seq`: resend after a delay that
@@ -337,6 +355,19 @@ mod tests {
         assert!(backlog_from_records(stored, a.version())
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn an_update_ahead_of_what_was_sent_does_not_claim_the_gap() {
+        let mut a = doc(1);
+        let u1 = Piece::new(edit(&mut a, "1")).unwrap();
+        let u2 = Piece::new(edit(&mut a, "2")).unwrap();
+        let u3 = Piece::new(edit(&mut a, "3")).unwrap();
+        let mut out = Outbox::new(VersionVector::new(), 8);
+        assert!(out.push(u3.clone()), "out of order: queued");
+        assert!(out.push(u1), "the gap is still sent");
+        assert!(out.push(u2));
+        assert!(!out.push(u3), "now everything up to 3 was sent");
     }
 
     #[test]
