@@ -3,8 +3,9 @@
 //! clients behind fault-injecting proxies. After healing, every replica
 //! and the relay hold the same document and no edit is lost.
 //!
-//! Each case runs real sockets, so the case count is fixed (not taken
-//! from `PROPTEST_CASES`) to keep the test within seconds.
+//! Each case runs real sockets, so the case count is 16 regardless of
+//! `PROPTEST_CASES` (which would make it minutes); set
+//! `WEFT_CLIENT_PROP_CASES` for a longer soak.
 
 #[path = "client/common.rs"]
 mod common;
@@ -109,8 +110,15 @@ async fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+fn cases() -> u32 {
+    std::env::var("WEFT_CLIENT_PROP_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn random_schedules_of_edits_and_faults_converge(
