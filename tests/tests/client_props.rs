@@ -1,6 +1,7 @@
 //! Property test over the network layer (issue 7): random schedules of
-//! edits, disconnects, reconnects, connection cuts and partitions on three
-//! clients behind fault-injecting proxies. After healing, every replica
+//! edits, disconnects, reconnects, connection cuts, partitions and client
+//! restarts (reopened from their SQLite stores) on three clients behind
+//! fault-injecting proxies. After healing, every replica
 //! and the relay hold the same document and no edit is lost.
 //!
 //! Each case runs real sockets, so the case count is 16 regardless of
@@ -25,6 +26,7 @@ enum Step {
     Reconnect(usize),
     Cut(usize),
     Partition(usize, bool),
+    Restart(usize),
     Pause(u64),
 }
 
@@ -35,7 +37,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => c.clone().prop_map(Step::Disconnect),
         1 => c.clone().prop_map(Step::Reconnect),
         1 => c.clone().prop_map(Step::Cut),
-        1 => (c, any::<bool>()).prop_map(|(i, on)| Step::Partition(i, on)),
+        1 => (c.clone(), any::<bool>()).prop_map(|(i, on)| Step::Partition(i, on)),
+        1 => c.prop_map(Step::Restart),
         1 => (0..30u64).prop_map(Step::Pause),
     ]
 }
@@ -43,11 +46,19 @@ fn step() -> impl Strategy<Value = Step> {
 async fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
     let relay = relay().await;
     let mut proxies = Vec::new();
+    let dir = tempfile::tempdir().unwrap();
+    let db = |i: usize| dir.path().join(format!("client{i}.db"));
+    let open = |i: usize, url: &str| {
+        let client = Client::open_sqlite(db(i)).unwrap();
+        let replica = client.replica("prop").unwrap();
+        client.connect(config(url)).unwrap();
+        (client, replica)
+    };
     let mut clients: Vec<(Client, weft_client::Replica)> = Vec::new();
-    for _ in 0..CLIENTS {
+    for i in 0..CLIENTS {
         let proxy = Proxy::start(relay.local_addr()).await.unwrap();
         proxy.set_delay(Duration::from_millis(1));
-        clients.push(client(&proxy.url(), "prop"));
+        clients.push(open(i, &proxy.url()));
         proxies.push(proxy);
     }
     let mut connected = [true; CLIENTS];
@@ -79,6 +90,11 @@ async fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
             }
             Step::Cut(i) => proxies[i].cut_all(),
             Step::Partition(i, on) => proxies[i].partition(on),
+            Step::Restart(i) => {
+                clients[i].0.disconnect().await;
+                clients[i] = open(i, &proxies[i].url()); // drops the old client
+                connected[i] = true;
+            }
             Step::Pause(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
         }
     }
