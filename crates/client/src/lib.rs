@@ -39,6 +39,25 @@
 //! # Ok(()) }
 //! ```
 //!
+//! What the client promises:
+//!
+//! - **Durable before return.** [`Replica::transact`] returns after the
+//!   edit is in memory *and* committed to the local store (fsynced for
+//!   SQLite). A crash or SIGKILL afterwards loses nothing; the next run
+//!   loads it and syncs it.
+//! - **No lost edit, no re-sent history.** The outbox is the store itself:
+//!   on every (re)connect the relay's version in `Synced` says exactly
+//!   what it lacks, and only that is sent (`Doc::diff`), in bounded
+//!   batches when large. Updates are idempotent, so a resend after a cut
+//!   is harmless.
+//! - **Untrusted relay input.** Every frame is decoded with the client's
+//!   own limits and checked against the handshake rules; a bad frame ends
+//!   the connection (the client reconnects), never panics.
+//! - **Errors by scope** (`docs/protocol.md` §7.7): connection errors
+//!   reconnect with backoff, document refusals stay with that document,
+//!   retryable update errors are resent later, refused updates are
+//!   reported ([`ClientEvent`]).
+//!
 //! | module | responsibility |
 //! |---|---|
 //! | `client.rs` | [`Client`]: the store, open replicas, connect / disconnect |

@@ -123,6 +123,12 @@ pub struct Replica {
 
 impl Replica {
     /// The document id.
+    ///
+    /// ```
+    /// use weft_client::Client;
+    /// let doc = Client::in_memory().replica("notes-1").unwrap();
+    /// assert_eq!(doc.id().as_str(), "notes-1");
+    /// ```
     pub fn id(&self) -> &DocId {
         &self.shared.id
     }
