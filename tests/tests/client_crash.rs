@@ -1,7 +1,8 @@
 //! Crash tests of the client (issue 7): the client process is SIGKILLed
 //! mid-sync and restarted from its local store; the relay is shut down and
-//! restarted on the same data directory. Nothing locally committed or
-//! acknowledged is lost.
+//! restarted on the same data directory, and the relay process is SIGKILLed
+//! mid-burst and restarted. Nothing locally committed or acknowledged is
+//! lost.
 
 #[path = "client/common.rs"]
 mod common;
@@ -13,24 +14,57 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use weft_client::Client;
 
-/// The `client_crash` example binary, built if `cargo test` has not.
-fn crash_binary() -> PathBuf {
+/// A binary of this workspace under `target/<profile>/<sub>`, brought up
+/// to date with `cargo build <build_args>` (a no-op when fresh), so a stale
+/// binary is never tested.
+fn workspace_binary(sub: &str, build_args: &[&str]) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target/<profile>");
-    let path = dir.join("examples").join("client_crash");
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "weft-tests", "--example", "client_crash"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "example builds");
-    }
+    let path = dir.join(sub);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .arg("build")
+        .args(build_args)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "{sub} builds");
     assert!(path.exists(), "{} exists", path.display());
     path
+}
+
+/// The `client_crash` example binary.
+fn crash_binary() -> PathBuf {
+    workspace_binary(
+        "examples/client_crash",
+        &["-p", "weft-tests", "--example", "client_crash"],
+    )
+}
+
+/// A `weft-relay` process on `listen` storing in `data`, and its address
+/// (from its first stdout line).
+fn relay_process(listen: &str, data: &std::path::Path) -> (std::process::Child, String) {
+    let binary = workspace_binary("weft-relay", &["-p", "weft-relay", "--bin", "weft-relay"]);
+    let mut child = Command::new(binary)
+        .args(["--listen", listen, "--data"])
+        .arg(data)
+        .arg("--insecure-no-auth")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("relay starts");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .expect("relay prints its address");
+    let addr = first
+        .trim()
+        .strip_prefix("weft-relay listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_string();
+    (child, addr)
 }
 
 /// Runs the client process and SIGKILLs it after it printed `kill_after`
@@ -139,4 +173,71 @@ async fn sigkilled_client_restarts_from_its_store_and_relay_restarts_on_its_data
     }
     client.disconnect().await;
     relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_sigkilled_mid_burst_keeps_every_acknowledged_edit() {
+    let relay_dir = tempfile::tempdir().unwrap();
+    let client_dir = tempfile::tempdir().unwrap();
+    let (mut relay, addr) = relay_process("127.0.0.1:0", relay_dir.path());
+    let url = format!("ws://{addr}/ws");
+    let client = Client::open_sqlite(client_dir.path().join("c.db")).unwrap();
+    let doc = client.replica("burst").unwrap();
+    client.connect(config(&url)).unwrap();
+    for n in 0..50 {
+        doc.transact_async(move |tx| tx.text("t")?.insert(0, &format!("a{n} ")))
+            .await
+            .unwrap();
+    }
+    assert!(doc.wait_synced(Duration::from_secs(10)).await);
+    let acknowledged = doc.version();
+
+    // A burst, and SIGKILL the relay in the middle of it.
+    let burst = {
+        let doc = doc.clone();
+        tokio::spawn(async move {
+            for n in 0..100 {
+                doc.transact_async(move |tx| tx.text("t")?.insert(0, &format!("b{n} ")))
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    relay.kill().expect("SIGKILL");
+    relay.wait().unwrap();
+    burst.await.unwrap();
+
+    // What was acknowledged before the kill is on the relay's disk.
+    {
+        let store = weft_persist::SqliteStore::open(
+            relay_dir.path().join(weft_relay::STORE_FILE),
+            weft_persist::Options::default(),
+        )
+        .unwrap();
+        let stored = weft_persist::Store::load(&store, "burst", weft_core::ReplicaId::random())
+            .unwrap()
+            .expect("the relay stored the document");
+        assert!(
+            stored.version().dominates(&acknowledged),
+            "acknowledged edits survived the SIGKILL"
+        );
+    }
+
+    // Restart on the same data and port: the client reconnects by itself
+    // and sends what the relay lacks.
+    let (mut relay, again) = relay_process(&addr, relay_dir.path());
+    assert_eq!(again, addr);
+    assert!(
+        doc.wait_synced(Duration::from_secs(10)).await,
+        "{:?}",
+        *doc.status().borrow()
+    );
+    let at_relay = relay_copy(&url, "burst").await;
+    assert!(at_relay == copy(&doc), "the restarted relay has every edit");
+    assert_eq!(words(&at_relay, "t").len(), 150);
+    client.disconnect().await;
+    relay.kill().unwrap();
+    relay.wait().unwrap();
 }
