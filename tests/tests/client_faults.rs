@@ -53,10 +53,10 @@ async fn delays_mid_frame_cuts_and_partitions_converge_without_loss() {
         t.await.unwrap();
     }
     let replicas: Vec<_> = clients.iter().map(|(_, r)| r).collect();
-    assert_eq!(
-        *replicas[1].status().borrow(),
-        SyncStatus::Offline,
-        "partitioned client is offline"
+    let partitioned = *replicas[1].status().borrow();
+    assert!(
+        matches!(partitioned, SyncStatus::Offline | SyncStatus::Connecting),
+        "partitioned client is not syncing: {partitioned:?}"
     );
     // Heal.
     proxies[1].partition(false);

@@ -548,8 +548,11 @@ impl SyncTask {
             }
             (ErrorScope::Document, Some(d)) => {
                 d.replica.presence.clear();
+                // Status first, then the event: an app reacting to the
+                // event sees the new status.
                 if matches!(code, ErrorCode::Forbidden | ErrorCode::TooManyDocs) {
                     d.phase = Phase::Refused(code);
+                    refresh(d);
                     self.shared.emit(ClientEvent::DocumentRefused {
                         doc: d.replica.id.clone(),
                         code,
@@ -558,8 +561,8 @@ impl SyncTask {
                 } else {
                     let delay = self.config.backoff.delay(2).max(Duration::from_millis(50));
                     d.phase = Phase::Resubscribe(Instant::now() + delay);
+                    refresh(d);
                 }
-                refresh(d);
             }
             (ErrorScope::UpdateRetry, Some(d)) => {
                 if let (Phase::Live(out), Some(seq)) = (&mut d.phase, seq) {
@@ -567,16 +570,18 @@ impl SyncTask {
                 }
             }
             (ErrorScope::UpdateRefused, Some(d)) => {
-                if let (Phase::Live(out), Some(seq)) = (&mut d.phase, seq) {
-                    if out.refuse(seq).is_some() {
-                        self.shared.emit(ClientEvent::UpdateRefused {
-                            doc: d.replica.id.clone(),
-                            code,
-                            message,
-                        });
-                    }
-                }
+                let refused = match (&mut d.phase, seq) {
+                    (Phase::Live(out), Some(seq)) => out.refuse(seq).is_some(),
+                    _ => false,
+                };
                 refresh(d);
+                if refused {
+                    self.shared.emit(ClientEvent::UpdateRefused {
+                        doc: d.replica.id.clone(),
+                        code,
+                        message,
+                    });
+                }
             }
             // A document error naming no document we have: nothing to do.
             (_, None) => {}
