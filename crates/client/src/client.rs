@@ -1,7 +1,8 @@
 //! [`Client`]: the local store, the open replicas and the optional sync
 //! task.
 
-use crate::connection::{Command, Link, SyncTask};
+use crate::connection::SyncTask;
+use crate::link::{Command, Link};
 use crate::replica::ReplicaShared;
 use crate::{ClientEvent, ConnectionState, Error, Replica, Result, SyncConfig};
 use std::collections::BTreeMap;

@@ -62,7 +62,10 @@
 //! |---|---|
 //! | `client.rs` | [`Client`]: the store, open replicas, connect / disconnect |
 //! | `replica.rs` | [`Replica`]: transact (memory + store + outbox), read, status, presence |
-//! | `connection.rs` | the sync task: WebSocket, handshake, subscribe, frames, keepalive, reconnect |
+//! | `connection.rs` | the sync task's lifecycle: connect, handshake, subscribe, event loop, keepalive, reconnect with backoff |
+//! | `connection/dispatch.rs` | each relay frame: catch-up, remote updates, acks, errors by scope, presence; sending the outbox window |
+//! | `connection/session.rs` | one live connection: socket I/O, subscribed documents and their phase, status recomputation |
+//! | `link.rs` | the command channel from replicas to the sync task |
 //! | `outbox.rs` | what the relay lacks: backlog planning, in-flight window, acks, retries |
 //! | `backoff.rs` | [`Backoff`]: capped exponential delays with full jitter |
 //! | `status.rs` | [`SyncStatus`], [`ConnectionState`], [`ClientEvent`] |
@@ -78,6 +81,7 @@ mod client;
 mod config;
 mod connection;
 mod error;
+mod link;
 mod outbox;
 mod presence;
 mod replica;

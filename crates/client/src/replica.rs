@@ -1,7 +1,7 @@
 //! [`Replica`]: one open document — local-first edits, reads, status and
 //! presence.
 
-use crate::connection::{Command, Link};
+use crate::link::{Command, Link};
 use crate::outbox::versions;
 use crate::presence::{self, Peers, PresenceBook};
 use crate::{Error, Result, SyncStatus};

@@ -1,0 +1,230 @@
+//! What the sync task does with each frame from the relay: catch-up
+//! (`Synced`), remote updates, acknowledgements, errors by scope and
+//! presence; and sending what each document's outbox window allows.
+
+use super::session::{blocking_apply, refresh, End, Phase, Session};
+use super::SyncTask;
+use crate::outbox::{backlog_diff, backlog_from_records, versions, Outbox};
+use crate::ClientEvent;
+use std::time::{Duration, Instant};
+use weft_core::VersionVector;
+use weft_protocol::{DocId, ErrorCode, ErrorScope, Frame};
+
+impl SyncTask {
+    pub(super) async fn on_frame(&self, s: &mut Session, frame: Frame) -> Result<(), End> {
+        match frame {
+            Frame::Ping { nonce } => s.send(&Frame::Pong { nonce }).await?,
+            Frame::Synced {
+                doc,
+                update,
+                version,
+            } => self.on_synced(s, doc, update, version).await?,
+            Frame::Remote { doc, update } => {
+                let Some(d) = s.docs.get_mut(&doc) else {
+                    return Ok(());
+                };
+                let Phase::Live(out) = &mut d.phase else {
+                    return Ok(()); // in flight across an Unsubscribe or error
+                };
+                let (from, to) = versions(&update)
+                    .ok_or_else(|| End::Lost("relay sent a Remote that is not an update".into()))?;
+                blocking_apply(&d.replica, update).await?;
+                out.learn(from, to);
+                refresh(d);
+            }
+            Frame::Ack { doc, seq } => {
+                if let Some(d) = s.docs.get_mut(&doc) {
+                    if let Phase::Live(out) = &mut d.phase {
+                        out.ack(seq);
+                    }
+                    refresh(d);
+                }
+            }
+            Frame::Error {
+                code,
+                doc,
+                seq,
+                message,
+            } => self.on_error(s, code, doc, seq, message)?,
+            Frame::PresenceUpdate { doc, peers } => {
+                if let Some(d) = s.docs.get(&doc) {
+                    d.replica.presence.update(s.peer, peers);
+                }
+            }
+            Frame::PresenceRemoved { doc, peers } => {
+                if let Some(d) = s.docs.get(&doc) {
+                    d.replica.presence.remove(&peers);
+                }
+            }
+            // Pong is activity only; Hello/Welcome and client frames were
+            // refused by the handshake check.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn on_synced(
+        &self,
+        s: &mut Session,
+        doc: DocId,
+        update: Vec<u8>,
+        server: VersionVector,
+    ) -> Result<(), End> {
+        let Some(d) = s.docs.get_mut(&doc) else {
+            return Ok(());
+        };
+        if matches!(d.phase, Phase::Refused(_)) {
+            return Ok(());
+        }
+        if versions(&update).is_none() {
+            return Err(End::Lost(
+                "relay sent a Synced that is not an update".into(),
+            ));
+        }
+        blocking_apply(&d.replica, update).await?;
+        let cap = self
+            .config
+            .max_batch_bytes
+            .min(s.limits.max_update_bytes as usize);
+        let replica = d.replica.clone();
+        let plan_for = server.clone();
+        let planned = tokio::task::spawn_blocking(move || {
+            let cell = replica.lock();
+            let local = cell.doc.version().clone();
+            if let Some(pieces) = backlog_diff(&cell.doc, &plan_for, cap) {
+                return Ok((pieces, local));
+            }
+            drop(cell);
+            // Too big for one update: send the stored records instead.
+            let stored = replica
+                .store
+                .read(replica.id.as_str())
+                .map_err(|e| format!("reading the backlog: {e}"))?;
+            let pieces = match stored {
+                Some(stored) => backlog_from_records(stored, &plan_for)
+                    .map_err(|e| format!("reading the backlog: {e}"))?,
+                None => Vec::new(),
+            };
+            Ok::<_, String>((pieces, local))
+        })
+        .await
+        .map_err(|e| End::Lost(format!("backlog task: {e}")))?
+        .map_err(End::Lost)?;
+        let (pieces, local) = planned;
+        tracing::debug!(doc = %doc, pieces = pieces.len(), "synced; sending backlog");
+        let mut out = Outbox::new(server, self.config.max_in_flight);
+        for piece in pieces {
+            out.push(piece);
+        }
+        out.mark_sent(&local);
+        d.phase = Phase::Live(out);
+        refresh(d);
+        if d.replica.presence.mine().is_some() {
+            s.send_presence(&doc).await?;
+        }
+        Ok(())
+    }
+
+    fn on_error(
+        &self,
+        s: &mut Session,
+        code: ErrorCode,
+        doc: Option<DocId>,
+        seq: Option<u64>,
+        message: String,
+    ) -> Result<(), End> {
+        tracing::debug!(%code, ?doc, ?seq, %message, "relay error");
+        let doc_session = doc.as_ref().and_then(|id| s.docs.get_mut(id));
+        match (code.scope(), doc_session) {
+            (ErrorScope::Connection, _) => {
+                self.shared.emit(ClientEvent::ConnectionError {
+                    code,
+                    message: message.clone(),
+                });
+                return Err(End::Lost(format!("relay error {code}: {message}")));
+            }
+            (ErrorScope::Document, Some(d)) => {
+                d.replica.presence.clear();
+                // Status first, then the event: an app reacting to the
+                // event sees the new status.
+                if matches!(code, ErrorCode::Forbidden | ErrorCode::TooManyDocs) {
+                    d.phase = Phase::Refused(code);
+                    refresh(d);
+                    self.shared.emit(ClientEvent::DocumentRefused {
+                        doc: d.replica.id.clone(),
+                        code,
+                        message,
+                    });
+                } else {
+                    let delay = self.config.backoff.delay(2).max(Duration::from_millis(50));
+                    d.phase = Phase::Resubscribe(Instant::now() + delay);
+                    refresh(d);
+                }
+            }
+            (ErrorScope::UpdateRetry, Some(d)) => {
+                if let (Phase::Live(out), Some(seq)) = (&mut d.phase, seq) {
+                    out.retry_later(seq, Instant::now(), self.config.retry_delay);
+                }
+            }
+            (ErrorScope::UpdateRefused, Some(d)) => {
+                let refused = match (&mut d.phase, seq) {
+                    (Phase::Live(out), Some(seq)) => out.refuse(seq).is_some(),
+                    _ => false,
+                };
+                refresh(d);
+                if refused {
+                    self.shared.emit(ClientEvent::UpdateRefused {
+                        doc: d.replica.id.clone(),
+                        code,
+                        message,
+                    });
+                }
+            }
+            // A document error naming no document we have: nothing to do.
+            (_, None) => {}
+        }
+        Ok(())
+    }
+
+    /// Sends what each live document's window allows.
+    pub(super) async fn pump(&self, s: &mut Session) -> Result<(), End> {
+        let now = Instant::now();
+        let max_update = s.limits.max_update_bytes as usize;
+        let mut frames = Vec::new();
+        for d in s.docs.values_mut() {
+            let Phase::Live(out) = &mut d.phase else {
+                continue;
+            };
+            let mut changed = false;
+            while let Some(piece) = out.next(now) {
+                changed = true;
+                if piece.bytes.len() > max_update {
+                    self.shared.emit(ClientEvent::UpdateRefused {
+                        doc: d.replica.id.clone(),
+                        code: ErrorCode::UpdateTooLarge,
+                        message: format!(
+                            "update of {} bytes exceeds the relay's max_update_bytes {max_update}",
+                            piece.bytes.len()
+                        ),
+                    });
+                    continue;
+                }
+                let seq = s.next_seq;
+                s.next_seq += 1;
+                frames.push(Frame::Update {
+                    doc: d.replica.id.clone(),
+                    seq,
+                    update: piece.bytes.clone(),
+                });
+                out.sent(seq, piece);
+            }
+            if changed {
+                refresh(d);
+            }
+        }
+        for frame in &frames {
+            s.send(frame).await?;
+        }
+        Ok(())
+    }
+}
