@@ -1258,7 +1258,9 @@ async fn rooms_run(relay: &Relay, p: &RoomsParams, tag: &str) -> Res<RoomsResult
         .as_secs_f64()
         .max(1e-3);
     res.achieved = res.delivered as f64 / (p.clients as f64 - 1.0) / span;
-    res.send_rate = res.sent as f64 / p.duration.as_secs_f64();
+    // Over the scheduled span (`per_client` sends a `client_period` apart),
+    // not `duration`, which the schedule may not fill exactly.
+    res.send_rate = res.sent as f64 / (per_client as f64 * client_period.as_secs_f64());
     Ok(res)
 }
 
