@@ -105,7 +105,8 @@ impl SyncTask {
     /// Sleeps, draining commands (offline edits are in the store and will
     /// be in the next catch-up). `false` if stopped.
     async fn sleep_offline(&mut self, delay: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + delay;
+        // A day at most, so an enormous configured cap cannot overflow.
+        let deadline = tokio::time::Instant::now() + delay.min(Duration::from_secs(86_400));
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => return true,

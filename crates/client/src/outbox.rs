@@ -244,7 +244,9 @@ impl Outbox {
         let Some(mut piece) = self.in_flight.remove(&seq) else {
             return false;
         };
-        let ceiling = base.saturating_mul(1 << piece.retries.min(5));
+        let ceiling = base
+            .saturating_mul(1 << piece.retries.min(5))
+            .min(Duration::from_secs(3600));
         let jitter = crate::backoff::random_u64() % 1024;
         let delay = ceiling / 2 + ceiling.mul_f64(jitter as f64 / 2048.0);
         piece.retries = piece.retries.saturating_add(1);

@@ -157,6 +157,7 @@ impl SyncTask {
                     });
                 } else {
                     let delay = self.config.backoff.delay(2).max(Duration::from_millis(50));
+                    let delay = delay.min(Duration::from_secs(3600));
                     d.phase = Phase::Resubscribe(Instant::now() + delay);
                     refresh(d);
                 }
