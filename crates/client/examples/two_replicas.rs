@@ -1,6 +1,8 @@
 //! Two replicas edit the same document offline, each in its own local
 //! SQLite store, then connect to a relay (started in-process on
-//! 127.0.0.1) and converge.
+//! 127.0.0.1) and converge: concurrent text inserts at the same place
+//! stay whole (never interleaved), counters add up, sets union, the map
+//! keeps the title.
 //!
 //! `cargo run -p weft-client --example two_replicas`
 
@@ -30,13 +32,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Offline: no relay yet. Every edit is durable locally when it returns.
     a.transact_async(|tx| {
-        tx.text("body")?.insert(0, "Hello")?;
+        tx.text("body")?.insert(0, "Hello from Alice. ")?;
         tx.set::<String>("tags")?.add(&"draft".to_string())?;
         tx.counter("likes")?.increment(1)
     })
     .await?;
     b.transact_async(|tx| {
-        tx.text("body")?.insert(0, "world")?;
+        tx.text("body")?.insert(0, "Hi from Bob. ")?;
         tx.set::<String>("tags")?.add(&"greeting".to_string())?;
         tx.counter("likes")?.increment(2)?;
         tx.map("meta")?.put("title", "First post")
@@ -64,10 +66,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // One more edit each, now online: it reaches the other at once.
+    // One more edit, now online: it reaches the other at once.
     a.transact_async(|tx| {
         let len = tx.text("body")?.len();
-        tx.text("body")?.insert(len, "!")
+        tx.text("body")?.insert(len, "(Both online now.)")
     })
     .await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
