@@ -116,6 +116,10 @@ impl Relay {
         });
         let mut until = stopped.clone();
         let server = tokio::spawn(async move {
+            // Frames are small and latency-bound: no Nagle delay.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let serve = axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),
