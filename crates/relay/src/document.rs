@@ -319,7 +319,9 @@ impl DocTask {
             },
         };
         sub.presence = state;
-        self.broadcast(&Bytes::from(frame.encode()), Some(peer));
+        // A subscriber that cannot take presence now gets the full list
+        // when it catches up.
+        self.fan_out(&Bytes::from(frame.encode()), Some(peer), None);
     }
 
     fn leave(&mut self, peer: PeerId) {
@@ -334,7 +336,7 @@ impl DocTask {
                 doc: self.id.clone(),
                 peers: vec![peer],
             };
-            self.broadcast(&Bytes::from(frame.encode()), None);
+            self.fan_out(&Bytes::from(frame.encode()), None, None);
         }
     }
 
@@ -440,31 +442,28 @@ impl DocTask {
                 doc: self.id.clone(),
                 update: self.doc.diff(&before),
             };
-            self.fan_out(&Bytes::from(frame.encode()), None, &before);
-            for (_, _, received) in &fanned {
-                self.state
-                    .meters
-                    .fanout_lag
-                    .record(received.elapsed().as_secs_f64());
-            }
+            self.fan_out(&Bytes::from(frame.encode()), None, Some(&before));
         } else {
-            for (peer, update, received) in fanned {
+            for (peer, update, _) in &mut fanned {
                 let frame = Frame::Remote {
                     doc: self.id.clone(),
-                    update,
+                    update: std::mem::take(update),
                 };
-                self.fan_out(&Bytes::from(frame.encode()), Some(peer), &before);
-                self.state
-                    .meters
-                    .fanout_lag
-                    .record(received.elapsed().as_secs_f64());
+                self.fan_out(&Bytes::from(frame.encode()), Some(*peer), Some(&before));
             }
+        }
+        for (_, _, received) in &fanned {
+            self.state
+                .meters
+                .fanout_lag
+                .record(received.elapsed().as_secs_f64());
         }
     }
 
-    /// Sends `frame` (a `Remote`) to every subscriber but `except`; a full
-    /// queue marks its subscriber behind at `before`.
-    fn fan_out(&mut self, frame: &Bytes, except: Option<PeerId>, before: &VersionVector) {
+    /// Sends `frame` to every subscriber but `except`; a full queue marks
+    /// its subscriber behind at `before` (`None`: the document's current
+    /// version, for presence), cloned only when that happens.
+    fn fan_out(&mut self, frame: &Bytes, except: Option<PeerId>, before: Option<&VersionVector>) {
         let mut gone = Vec::new();
         for (peer, sub) in self.subs.iter_mut() {
             if Some(*peer) == except || sub.behind.is_some() {
@@ -474,7 +473,8 @@ impl DocTask {
                 if sub.out.is_closed() {
                     gone.push(*peer);
                 } else {
-                    sub.behind = Some((before.clone(), Instant::now()));
+                    let at = before.unwrap_or(self.doc.version()).clone();
+                    sub.behind = Some((at, Instant::now()));
                     self.lagging += 1;
                 }
             }
@@ -482,14 +482,6 @@ impl DocTask {
         for peer in gone {
             self.leave(peer);
         }
-    }
-
-    /// Sends an ephemeral frame (presence) to every subscriber but
-    /// `except`; one that cannot take it now gets the full presence list
-    /// when it catches up.
-    fn broadcast(&mut self, frame: &Bytes, except: Option<PeerId>) {
-        let version = self.doc.version().clone();
-        self.fan_out(frame, except, &version);
     }
 
     /// Catches up subscribers whose queue drained; disconnects those behind

@@ -395,8 +395,10 @@ async fn tokens_are_checked_for_signature_expiry_documents_and_write() {
     .await;
 
     // A token that expires during the connection closes it with 7.
-    let mut short = TestClient::connect(addr, Some(token(&["*"], true, 1))).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // (2 s, not 1: expiry has whole-second resolution, and a token minted
+    // just before a second boundary would expire before its Hello.)
+    let mut short = TestClient::connect(addr, Some(token(&["*"], true, 2))).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     short.send(&Frame::Ping { nonce: 1 }).await;
     assert_eq!(short.expect_error().await.0, ErrorCode::TokenExpired);
     // Snapshot endpoint needs a token with read access.
