@@ -62,6 +62,9 @@ pub enum ErrorCode {
     ShuttingDown,
     /// 12: a server bug or unexpected failure.
     Internal,
+    /// 13: the handshake (`Hello`) or a started message did not arrive
+    /// within the server's deadline.
+    HandshakeTimeout,
 
     // ----- document (100–199): the document is no longer subscribed ---------
     /// 100: the credentials do not grant access to this document.
@@ -71,15 +74,22 @@ pub enum ErrorCode {
     /// 102: an `Update` or `Presence` for a document not subscribed on this
     /// connection.
     NotSubscribed,
-    /// 103: the server could not load the document (storage failure);
-    /// subscribe again later.
+    /// 103: the server could not load the document (storage failure, or
+    /// too many documents open on the server); subscribe again later.
     DocUnavailable,
+    /// 104: too many `Subscribe` frames too fast on this connection;
+    /// subscribe again after a delay.
+    SubscribeRateLimited,
 
     // ----- update, retry (200–249): keep the update, send it again later ----
     /// 200: too many updates too fast; send it again after a delay.
     RateLimited,
     /// 201: the update could not be stored durably right now.
     StoreUnavailable,
+    /// 202: the update depends on transactions the server does not have
+    /// yet, and the sender's allowance for waiting updates is used up; send
+    /// it again once its dependencies are acknowledged.
+    MissingDependencies,
 
     // ----- update, refused (250–299): resending the same bytes is pointless -
     /// 250: the update did not decode as a document update or breaks the
@@ -87,8 +97,18 @@ pub enum ErrorCode {
     UpdateRejected,
     /// 251: the credentials allow reading this document but not writing it.
     ReadOnly,
-    /// 252: the update is larger than the server's `max_update_bytes`.
+    /// 252: the update is larger than the server's `max_update_bytes`
+    /// (encoded, or once decoded).
     UpdateTooLarge,
+    /// 253: the update carries new transactions of a replica id that belongs
+    /// to another subject (another token's `sub`).
+    ReplicaNotOwned,
+    /// 254: the update carries a transaction `(replica, counter)` the server
+    /// already holds with different content.
+    ConflictingTransaction,
+    /// 255: applying the update would make the document larger than the
+    /// server's `max_doc_bytes`.
+    DocTooLarge,
 
     /// A code this build does not know (from a newer peer).
     Unknown(u16),
@@ -158,15 +178,21 @@ codes! {
     IdleTimeout = 10,
     ShuttingDown = 11,
     Internal = 12,
+    HandshakeTimeout = 13,
     Forbidden = 100,
     TooManyDocs = 101,
     NotSubscribed = 102,
     DocUnavailable = 103,
+    SubscribeRateLimited = 104,
     RateLimited = 200,
     StoreUnavailable = 201,
+    MissingDependencies = 202,
     UpdateRejected = 250,
     ReadOnly = 251,
     UpdateTooLarge = 252,
+    ReplicaNotOwned = 253,
+    ConflictingTransaction = 254,
+    DocTooLarge = 255,
 }
 
 impl ErrorCode {
@@ -214,15 +240,21 @@ mod tests {
                 (10, "IdleTimeout"),
                 (11, "ShuttingDown"),
                 (12, "Internal"),
+                (13, "HandshakeTimeout"),
                 (100, "Forbidden"),
                 (101, "TooManyDocs"),
                 (102, "NotSubscribed"),
                 (103, "DocUnavailable"),
+                (104, "SubscribeRateLimited"),
                 (200, "RateLimited"),
                 (201, "StoreUnavailable"),
+                (202, "MissingDependencies"),
                 (250, "UpdateRejected"),
                 (251, "ReadOnly"),
                 (252, "UpdateTooLarge"),
+                (253, "ReplicaNotOwned"),
+                (254, "ConflictingTransaction"),
+                (255, "DocTooLarge"),
             ]
         );
     }
