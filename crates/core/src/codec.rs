@@ -8,6 +8,7 @@
 use crate::DecodeError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::cell::Cell;
 
 /// The four bytes every weft encoding starts with.
 pub const MAGIC: [u8; 4] = *b"WEFT";
@@ -58,13 +59,109 @@ pub fn decode<T: Encode>(bytes: &[u8]) -> Result<T, DecodeError> {
 }
 
 /// Decodes a value written by [`encode`], refusing inputs over `max_bytes`.
+///
+/// What decoding *produces* is bounded too: sections stored compressed may
+/// inflate to at most `max_bytes` in all, so a small input cannot expand
+/// into a large allocation.
+///
+/// ```
+/// use weft_core::{codec, DecodeError, Text, TextDelta, ReplicaId};
+/// let mut t = Text::new();
+/// let delta = t.insert(ReplicaId::new(1), 0, &"a".repeat(100_000));
+/// let bytes = codec::encode(&delta);
+/// assert!(bytes.len() < 1_000, "compressed");
+/// assert!(matches!(
+///     codec::decode_with_limit::<TextDelta>(&bytes, 10_000),
+///     Err(DecodeError::DecodedTooLarge { .. })
+/// ));
+/// ```
 pub fn decode_with_limit<T: Encode>(bytes: &[u8], max_bytes: usize) -> Result<T, DecodeError> {
-    let body = check_header(bytes, T::KIND, T::NAME, max_bytes)?;
-    let (value, rest) = postcard::take_from_bytes::<T>(body)?;
+    decode_bounded(bytes, max_bytes, max_bytes).map(|(value, _)| value)
+}
+
+/// Decodes with separate bounds on the input (`max_input`) and on what
+/// decoding may inflate beyond it (`max_inflated`); returns the value and
+/// the bytes it inflated.
+pub(crate) fn decode_bounded<T: Encode>(
+    bytes: &[u8],
+    max_input: usize,
+    max_inflated: usize,
+) -> Result<(T, usize), DecodeError> {
+    let body = check_header(bytes, T::KIND, T::NAME, max_input)?;
+    let budget = Budget::enter(max_inflated);
+    let (value, rest) = match postcard::take_from_bytes::<T>(body) {
+        Ok(parsed) => parsed,
+        // Nested decoders report through serde's string errors; the budget
+        // remembers that it was the one exceeded.
+        Err(_) if budget.exceeded() => {
+            return Err(DecodeError::DecodedTooLarge { max: max_inflated })
+        }
+        Err(e) => return Err(e.into()),
+    };
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes(rest.len()));
     }
-    Ok(value)
+    Ok((value, budget.used()))
+}
+
+thread_local! {
+    /// The innermost decode's budget: (bytes it may still inflate, its cap,
+    /// whether a charge was refused).
+    static BUDGET: Cell<Option<(usize, usize, bool)>> = const { Cell::new(None) };
+}
+
+/// The inflation budget of one decode, for the current thread. Nested
+/// decodes get their own budget and restore the outer one when done.
+pub(crate) struct Budget {
+    outer: Option<(usize, usize, bool)>,
+}
+
+impl Budget {
+    pub(crate) fn enter(max: usize) -> Budget {
+        let outer = BUDGET.with(|b| b.replace(Some((max, max, false))));
+        Budget { outer }
+    }
+
+    /// Bytes charged so far.
+    pub(crate) fn used(&self) -> usize {
+        BUDGET.with(|b| b.get().map_or(0, |(left, max, _)| max - left))
+    }
+
+    /// Whether a charge was refused.
+    pub(crate) fn exceeded(&self) -> bool {
+        BUDGET.with(|b| b.get().is_some_and(|(_, _, over)| over))
+    }
+}
+
+impl Drop for Budget {
+    fn drop(&mut self) {
+        BUDGET.with(|b| b.set(self.outer));
+    }
+}
+
+/// Charges `n` bytes about to be produced by decompression against the
+/// current decode's budget (the default limit when no decode set one).
+/// Call before allocating them.
+pub(crate) fn charge(n: usize) -> Result<(), DecodeError> {
+    BUDGET.with(|b| {
+        let Some((left, max, _)) = b.get() else {
+            // No decode set a budget (a blob decoded on its own): each
+            // charge is bounded by the default limit.
+            return if n > DEFAULT_MAX_BYTES {
+                Err(DecodeError::DecodedTooLarge {
+                    max: DEFAULT_MAX_BYTES,
+                })
+            } else {
+                Ok(())
+            };
+        };
+        if n > left {
+            b.set(Some((left, max, true)));
+            return Err(DecodeError::DecodedTooLarge { max });
+        }
+        b.set(Some((left - n, max, false)));
+        Ok(())
+    })
 }
 
 /// Validates the header and returns the body.

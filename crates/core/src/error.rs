@@ -43,6 +43,13 @@ pub enum DecodeError {
     /// The body is not valid postcard for the value's schema.
     #[error("malformed body: {0}")]
     Malformed(#[from] postcard::Error),
+    /// Decoding would produce more than the configured limit (compressed
+    /// sections inflating past it); nothing was allocated for the excess.
+    #[error("decoded size exceeds the limit of {max} bytes")]
+    DecodedTooLarge {
+        /// The limit on bytes produced by decompression.
+        max: usize,
+    },
     /// Bytes remained after the value.
     #[error("{0} trailing bytes after the value")]
     TrailingBytes(usize),
@@ -119,6 +126,25 @@ pub enum DocError {
         updates: usize,
         /// Their size in bytes.
         bytes: usize,
+    },
+    /// The update carries transactions of this document's own replica that
+    /// the document does not have: only this document makes them, so the
+    /// update is forged or the replica id was reused. Nothing was applied.
+    #[error("update carries transaction {counter} of this document's own replica {replica}, which it never made")]
+    OwnReplica {
+        /// This document's replica.
+        replica: crate::ReplicaId,
+        /// The highest counter the update claims for it.
+        counter: u64,
+    },
+    /// The update carries a transaction this document already holds, with
+    /// different content: not a duplicate, and not applied.
+    #[error("update carries transaction {counter} of replica {replica} with content other than what is held")]
+    Conflict {
+        /// The transaction's replica.
+        replica: crate::ReplicaId,
+        /// Its counter (the first conflicting one found).
+        counter: u64,
     },
     /// A key or path over the document's limits.
     #[error("`{path}` exceeds the document's limits: {reason}")]

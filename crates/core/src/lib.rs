@@ -53,7 +53,7 @@ mod text;
 mod version_vector;
 
 pub use crdt::Crdt;
-pub use doc::Doc;
+pub use doc::{Doc, Update};
 pub use dot::Dot;
 pub use dot_set::DotSet;
 pub use error::{DecodeError, DocError, OverflowError};
@@ -64,6 +64,6 @@ pub use lww_register::LwwRegister;
 pub use mv_register::MvRegister;
 pub use or_set::{OrSet, OrSetDelta};
 pub use pn_counter::PnCounter;
-pub use replica::ReplicaId;
+pub use replica::{RandomUnavailable, ReplicaId};
 pub use text::{Bias, StablePosition, Text, TextDelta, TextOp};
 pub use version_vector::{Causality, VersionVector};

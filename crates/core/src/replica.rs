@@ -8,6 +8,12 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// The operating system's random source failed, so no replica id could be
+/// minted safely.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the operating system's random source is unavailable: {0}")]
+pub struct RandomUnavailable(pub String);
+
 /// A 64-bit identifier of one replica (one writer: a device, a tab, a process).
 ///
 /// ```
@@ -29,19 +35,31 @@ impl ReplicaId {
 
     /// A fresh id from the operating system's random source.
     ///
-    /// Falls back to a time- and address-derived value if the OS source is
-    /// unavailable, which is still unique with overwhelming probability.
+    /// # Panics
+    ///
+    /// If the operating system's random source is unavailable. Two replicas
+    /// sharing an id silently diverge, so there is no weaker fallback; use
+    /// [`ReplicaId::try_random`] to handle that case.
     pub fn random() -> Self {
-        let mut buf = [0u8; 8];
-        if getrandom::fill(&mut buf).is_err() {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0);
-            let addr = &buf as *const _ as u64;
-            buf = (nanos ^ addr.rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15).to_le_bytes();
+        match Self::try_random() {
+            Ok(id) => id,
+            Err(e) => panic!("{e}"),
         }
-        ReplicaId(u64::from_le_bytes(buf))
+    }
+
+    /// A fresh id from the operating system's random source, or an error if
+    /// that source is unavailable (never a weaker substitute: duplicate ids
+    /// mean divergence).
+    ///
+    /// ```
+    /// use weft_core::ReplicaId;
+    /// let id = ReplicaId::try_random().expect("the OS has a random source");
+    /// assert_ne!(id, ReplicaId::try_random().unwrap());
+    /// ```
+    pub fn try_random() -> Result<Self, RandomUnavailable> {
+        let mut buf = [0u8; 8];
+        getrandom::fill(&mut buf).map_err(|e| RandomUnavailable(e.to_string()))?;
+        Ok(ReplicaId(u64::from_le_bytes(buf)))
     }
 
     /// The raw 64-bit value.

@@ -33,6 +33,7 @@ pub use events::{Change, Event, Origin, SubscriptionId};
 pub use path::{Kind, Path, Step, MAX_DEPTH, MAX_KEY_BYTES};
 pub use refs::{MapRef, SetRef, TextRef};
 pub use txn::{CounterMut, MapMut, SetMut, TextMut, Transaction};
+pub use update::{Update, MAX_COUNTER};
 
 use crate::codec;
 use crate::{DocError, LwwMap, ReplicaId, VersionVector};
@@ -43,23 +44,46 @@ use touches::Touches;
 use update::{SnapshotBody, UpdateBody};
 use value::Value;
 
-/// Limits that keep untrusted input from exhausting memory.
+/// Limits that keep untrusted input from exhausting memory or corrupting
+/// the document.
+///
+/// ```
+/// use weft_core::doc::Limits;
+/// use weft_core::{Doc, ReplicaId};
+/// let strict = Limits { max_decoded_bytes: 1 << 20, max_update_authors: 4, ..Limits::default() };
+/// let doc = Doc::new(ReplicaId::new(1)).with_limits(strict);
+/// assert_eq!(doc.limits().max_update_authors, 4);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Largest encoded update or snapshot accepted, in bytes.
     pub max_input_bytes: usize,
+    /// Most bytes the compressed sections of one update or snapshot may
+    /// inflate to, in all: a small input never expands past this.
+    pub max_decoded_bytes: usize,
+    /// Most replicas whose transactions one update may carry (a client's own
+    /// edit carries one; a catch-up diff carries every writer's).
+    pub max_update_authors: usize,
     /// Most updates kept waiting for missing dependencies.
     pub max_pending_updates: usize,
     /// Most bytes of updates kept waiting.
     pub max_pending_bytes: usize,
+    /// Accept updates carrying transactions of this document's own replica
+    /// that it does not have. Off by default: only this document makes its
+    /// replica's transactions, so such an update is forged (or the replica id
+    /// was reused). Turn on only to replay a store the replica wrote itself.
+    pub allow_own_replica: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_input_bytes: codec::DEFAULT_MAX_BYTES,
+            max_decoded_bytes: codec::DEFAULT_MAX_BYTES,
+            max_update_authors: 1 << 16,
             max_pending_updates: 4096,
             max_pending_bytes: 64 << 20,
+            allow_own_replica: false,
         }
     }
 }
@@ -129,6 +153,9 @@ pub struct Doc {
     touches: BTreeMap<Path, Touches>,
     pending: Vec<UpdateBody>,
     pending_bytes: usize,
+    /// Decoded bytes of the snapshot this document was loaded from plus of
+    /// every update applied or made since: an upper bound on its content.
+    decoded_bytes: u64,
     limits: Limits,
     clock: fn() -> u64,
     observers: Observers,
@@ -168,6 +195,7 @@ impl Doc {
             touches: BTreeMap::new(),
             pending: Vec::new(),
             pending_bytes: 0,
+            decoded_bytes: 0,
             limits: Limits::default(),
             clock: crate::wall_clock_ms,
             observers: Observers::default(),
@@ -178,6 +206,19 @@ impl Doc {
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// The limits on untrusted input in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// An upper bound on the document's decoded size: the decoded bytes of
+    /// the snapshot it was loaded from plus those of every update applied or
+    /// committed since (deleted and duplicate content included). What a
+    /// server's per-document size limit is checked against.
+    pub fn decoded_bytes(&self) -> u64 {
+        self.decoded_bytes
     }
 
     /// Replaces the wall clock (milliseconds since the epoch) used to stamp
@@ -312,16 +353,131 @@ impl Doc {
         codec::encode(&self.diff_body(since))
     }
 
+    /// The encoded update a peer at version `since` is missing, as a checked
+    /// [`Update`] (no decode needed to pass it on).
+    ///
+    /// ```
+    /// use weft_core::{Doc, ReplicaId};
+    /// let mut a = Doc::new(ReplicaId::new(1));
+    /// a.transact(|tx| tx.counter("n")?.increment(2)).unwrap();
+    /// let update = a.diff_update(&Default::default());
+    /// let mut b = Doc::new(ReplicaId::new(2));
+    /// b.apply_update(&update).unwrap();
+    /// assert_eq!(b.counter("n").unwrap(), 2);
+    /// ```
+    pub fn diff_update(&self, since: &VersionVector) -> Update {
+        let body = self.diff_body(since);
+        let bytes = codec::encode(&body);
+        Update::from_parts(bytes, body, 0)
+    }
+
     /// Applies an encoded update from a peer.
     ///
     /// Idempotent and order-independent: duplicates are recognised, and an
     /// update whose dependencies have not arrived is kept (bounded by
     /// [`Limits`]) and applied as soon as they do. Malformed bytes are an
-    /// error and change nothing.
+    /// error and change nothing; so is an update whose claims do not match
+    /// its content, one carrying transactions of this document's own replica
+    /// that it lacks, and one carrying a transaction this document already
+    /// holds with a different shape ([`DocError::Conflict`]).
     pub fn apply(&mut self, bytes: &[u8]) -> Result<ApplyReport, DocError> {
-        let body: UpdateBody = codec::decode_with_limit(bytes, self.limits.max_input_bytes)?;
+        let (body, inflated): (UpdateBody, usize) = codec::decode_bounded(
+            bytes,
+            self.limits.max_input_bytes,
+            self.limits.max_decoded_bytes,
+        )?;
         body.validate()?;
-        self.apply_body(body)
+        if body.authors().count() > self.limits.max_update_authors {
+            return Err(DocError::Limit {
+                path: String::new(),
+                reason: "update carries transactions of too many replicas",
+            });
+        }
+        self.apply_checked(&body, (bytes.len() + inflated) as u64)
+    }
+
+    /// Applies an update decoded once by [`Update::decode`]: as
+    /// [`Doc::apply`] without decoding again.
+    pub fn apply_update(&mut self, update: &Update) -> Result<ApplyReport, DocError> {
+        self.apply_checked(update.body(), update.decoded_len() as u64)
+    }
+
+    /// What [`Doc::apply_update`] would do with `update` now (applied,
+    /// duplicate, or pending), without changing anything. Refusals are not
+    /// predicted.
+    pub fn readiness(&self, update: &Update) -> ApplyStatus {
+        let body = update.body();
+        if self.version.dominates(&body.to) {
+            ApplyStatus::Duplicate
+        } else if self.version.dominates(&body.from) {
+            ApplyStatus::Applied
+        } else {
+            ApplyStatus::Pending
+        }
+    }
+
+    /// The checks that need the document's state, then the apply.
+    fn apply_checked(&mut self, body: &UpdateBody, decoded: u64) -> Result<ApplyReport, DocError> {
+        let mine = body.to.get(self.replica);
+        if !self.limits.allow_own_replica && mine > self.version.get(self.replica) {
+            return Err(DocError::OwnReplica {
+                replica: self.replica,
+                counter: mine,
+            });
+        }
+        if let Some((replica, counter)) = self.conflict(body) {
+            return Err(DocError::Conflict { replica, counter });
+        }
+        let report = self.apply_body(body)?;
+        if report.status == ApplyStatus::Applied {
+            self.decoded_bytes = self.decoded_bytes.saturating_add(decoded);
+        }
+        Ok(report)
+    }
+
+    /// A transaction `body` carries that this document already holds with a
+    /// different shape: touching other values, or leaving them at other
+    /// value counters, than the one applied here. (Identical transactions
+    /// are what duplicates are; a conflicting one must not be mistaken for
+    /// one and acknowledged.)
+    fn conflict(&self, body: &UpdateBody) -> Option<(ReplicaId, u64)> {
+        let known = |r: ReplicaId| self.version.get(r);
+        // Every known transaction the update names must match our records.
+        for (path, replica, runs) in &body.touches {
+            let have = known(*replica);
+            for run in runs.iter().filter(|run| run.doc <= have) {
+                let agrees = self
+                    .touches
+                    .get(path)
+                    .is_some_and(|t| t.agrees(*replica, run, have));
+                if !agrees {
+                    return Some((*replica, run.doc));
+                }
+            }
+        }
+        // And every value we recorded a known transaction of it touching
+        // must be named by the update.
+        for (replica, range) in body.authors() {
+            let lo = *range.start();
+            let hi = (*range.end()).min(known(replica));
+            if lo > hi {
+                continue;
+            }
+            for (path, t) in &self.touches {
+                for (a, b) in t.recorded(replica, lo, hi) {
+                    let covered = body
+                        .touches
+                        .iter()
+                        .filter(|(p, r, _)| p == path && *r == replica)
+                        .flat_map(|(_, _, runs)| runs.iter())
+                        .any(|run| run.doc <= a && run.last_doc() >= b);
+                    if !covered {
+                        return Some((replica, a));
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// Merges everything `other` has applied into `self`, exactly as if
@@ -331,7 +487,7 @@ impl Doc {
     /// it is always applicable.
     pub fn merge(&mut self, other: &Doc) -> ApplyReport {
         let body = other.diff_body(&self.version);
-        let report = self.integrate_ready(body);
+        let report = self.integrate_ready(&body);
         ApplyReport {
             pending: self.pending.len(),
             missing: self.missing(),
@@ -340,11 +496,11 @@ impl Doc {
     }
 
     /// Applies a body known to be applicable (its `from` is included).
-    fn integrate_ready(&mut self, body: UpdateBody) -> ApplyReport {
+    fn integrate_ready(&mut self, body: &UpdateBody) -> ApplyReport {
         let status = if self.version.dominates(&body.to) {
             ApplyStatus::Duplicate
         } else {
-            self.integrate(&body);
+            self.integrate(body);
             ApplyStatus::Applied
         };
         let unblocked = if status == ApplyStatus::Applied {
@@ -362,12 +518,12 @@ impl Doc {
 
     /// Waiting updates are accounted at their body's encoded size, the same
     /// measure `drain_pending` subtracts and `load_with_limits` recomputes.
-    fn apply_body(&mut self, body: UpdateBody) -> Result<ApplyReport, DocError> {
+    fn apply_body(&mut self, body: &UpdateBody) -> Result<ApplyReport, DocError> {
         if self.version.dominates(&body.to) || self.version.dominates(&body.from) {
             return Ok(self.integrate_ready(body));
         }
         // Not applicable yet: keep it, once (a resent copy is not kept twice).
-        if !self.pending.contains(&body) {
+        if !self.pending.contains(body) {
             let len = body.encoded_len();
             if self.pending.len() >= self.limits.max_pending_updates
                 || self.pending_bytes.saturating_add(len) > self.limits.max_pending_bytes
@@ -378,7 +534,7 @@ impl Doc {
                 });
             }
             self.pending_bytes += len;
-            self.pending.push(body);
+            self.pending.push(body.clone());
         }
         Ok(ApplyReport {
             status: ApplyStatus::Pending,
@@ -398,9 +554,13 @@ impl Doc {
                 .position(|u| self.version.dominates(&u.from));
             let Some(i) = ready else { break };
             let body = self.pending.swap_remove(i);
-            self.pending_bytes = self.pending_bytes.saturating_sub(body.encoded_len());
-            if !self.version.dominates(&body.to) {
+            let len = body.encoded_len();
+            self.pending_bytes = self.pending_bytes.saturating_sub(len);
+            // A waiting update that turns out to conflict with what arrived
+            // meanwhile is dropped, never half-applied.
+            if !self.version.dominates(&body.to) && self.conflict(&body).is_none() {
                 self.integrate(&body);
+                self.decoded_bytes = self.decoded_bytes.saturating_add(len as u64);
                 applied += 1;
             }
         }
@@ -515,9 +675,11 @@ impl Doc {
         replica: ReplicaId,
         limits: Limits,
     ) -> Result<Doc, DocError> {
-        let snap: SnapshotBody = codec::decode_with_limit(bytes, limits.max_input_bytes)?;
+        let (snap, inflated): (SnapshotBody, usize) =
+            codec::decode_bounded(bytes, limits.max_input_bytes, limits.max_decoded_bytes)?;
         snap.validate()?;
         let mut doc = Doc::new(replica).with_limits(limits);
+        doc.decoded_bytes = (bytes.len() + inflated) as u64;
         doc.version = snap.version;
         doc.values = snap.values.into_iter().collect();
         doc.touches = snap.touches.into_iter().collect();

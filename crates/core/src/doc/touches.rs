@@ -25,7 +25,7 @@ pub(crate) struct Run {
 }
 
 impl Run {
-    fn last_doc(&self) -> u64 {
+    pub(crate) fn last_doc(&self) -> u64 {
         self.doc + (self.count - 1)
     }
 
@@ -165,6 +165,54 @@ impl Touches {
             }
         }
         Ok(())
+    }
+
+    /// Whether `run`'s records of `replica`'s transactions up to `known`
+    /// agree with ours: we recorded each of those transactions as touching
+    /// this value, with the same value counter. Transactions past `known`
+    /// are not compared.
+    pub(crate) fn agrees(&self, replica: ReplicaId, run: &Run, known: u64) -> bool {
+        let last = run.last_doc().min(known);
+        if run.doc > last {
+            return true;
+        }
+        let Some(ours) = self.replicas.get(&replica) else {
+            return false;
+        };
+        let mut next = run.doc;
+        let start = ours.partition_point(|r| r.last_doc() < run.doc);
+        for s in &ours[start..] {
+            if next > last {
+                break;
+            }
+            if s.doc > next {
+                return false;
+            }
+            let hi = s.last_doc().min(last);
+            // Both runs are linear in the counter: agreeing at both ends of
+            // the shared range means agreeing throughout it.
+            if s.val_at(next - s.doc) != run.val_at(next - run.doc)
+                || s.val_at(hi - s.doc) != run.val_at(hi - run.doc)
+            {
+                return false;
+            }
+            next = hi + 1;
+        }
+        next > last
+    }
+
+    /// The transactions of `replica` within `lo..=hi` we recorded as
+    /// touching this value, as inclusive intervals.
+    pub(crate) fn recorded(&self, replica: ReplicaId, lo: u64, hi: u64) -> Vec<(u64, u64)> {
+        let Some(ours) = self.replicas.get(&replica) else {
+            return Vec::new();
+        };
+        let start = ours.partition_point(|r| r.last_doc() < lo);
+        ours[start..]
+            .iter()
+            .take_while(|r| r.doc <= hi)
+            .map(|r| (r.doc.max(lo), r.last_doc().min(hi)))
+            .collect()
     }
 
     /// Number of stored runs.

@@ -332,7 +332,9 @@ impl<'d> Transaction<'d> {
             touches,
         };
         doc.observers.emit(&events);
-        codec::encode(&body)
+        let bytes = codec::encode(&body);
+        doc.decoded_bytes = doc.decoded_bytes.saturating_add(bytes.len() as u64);
+        bytes
     }
 }
 

@@ -8,9 +8,19 @@
 use super::path::{Kind, Path};
 use super::touches::{validate_runs, Run, Touches};
 use super::value::{Value, ValueDelta};
-use crate::codec::{kind, Encode};
-use crate::{DecodeError, ReplicaId, VersionVector};
+use super::Limits;
+use crate::codec::{self, kind, Encode};
+use crate::{DecodeError, DocError, ReplicaId, VersionVector};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+/// The highest transaction counter a decoded update or snapshot may name
+/// (2^53, as in Yjs): far below `u64::MAX`, so no counter arithmetic can
+/// overflow and no peer can exhaust a replica's counters.
+pub const MAX_COUNTER: u64 = 1 << 53;
 
 /// An update: the changes of one or more transactions.
 ///
@@ -41,7 +51,80 @@ fn kind_fits(path: &Path, found: Kind) -> bool {
     }
 }
 
+/// Checks that every counter of `v` is at most [`MAX_COUNTER`].
+fn check_counters(v: &VersionVector) -> Result<(), DecodeError> {
+    if v.iter().any(|(_, n)| n > MAX_COUNTER) {
+        return Err(DecodeError::Invalid("version counter above the maximum"));
+    }
+    Ok(())
+}
+
 impl UpdateBody {
+    /// The transactions this update carries: per replica whose `to` passes
+    /// its `from`, the counters `from + 1 ..= to`.
+    pub(crate) fn authors(&self) -> impl Iterator<Item = (ReplicaId, RangeInclusive<u64>)> + '_ {
+        self.to.iter().filter_map(|(r, hi)| {
+            let lo = self.from.get(r);
+            (hi > lo).then(|| (r, lo + 1..=hi))
+        })
+    }
+
+    /// The update's claims against its content: `to` is `from` advanced by
+    /// exactly the transactions its translation runs name (every carried
+    /// transaction is named, nothing outside `from..to` is), counters stay
+    /// at most [`MAX_COUNTER`], and every change belongs to a value some
+    /// carried transaction touched.
+    fn check_claims(&self) -> Result<(), DecodeError> {
+        check_counters(&self.from)?;
+        check_counters(&self.to)?;
+        // Per replica, the doc-counter intervals named by the runs.
+        let mut named: BTreeMap<ReplicaId, Vec<(u64, u64)>> = BTreeMap::new();
+        for (_, replica, runs) in &self.touches {
+            let (lo, hi) = (self.from.get(*replica), self.to.get(*replica));
+            for run in runs {
+                let last = run.doc + (run.count - 1);
+                let last_val = run.val + run.step * (run.count - 1);
+                if last_val > MAX_COUNTER {
+                    return Err(DecodeError::Invalid("value counter above the maximum"));
+                }
+                if run.doc <= lo || last > hi {
+                    return Err(DecodeError::Invalid(
+                        "update names a transaction outside its from..to",
+                    ));
+                }
+                named.entry(*replica).or_default().push((run.doc, last));
+            }
+        }
+        for (replica, range) in self.authors() {
+            let Some(intervals) = named.get_mut(&replica) else {
+                return Err(DecodeError::Invalid(
+                    "update claims transactions it does not carry",
+                ));
+            };
+            intervals.sort_unstable();
+            let mut next = *range.start();
+            for &(a, b) in intervals.iter() {
+                if a > next {
+                    break;
+                }
+                next = next.max(b + 1);
+            }
+            if next != range.end() + 1 {
+                return Err(DecodeError::Invalid(
+                    "update claims transactions it does not carry",
+                ));
+            }
+        }
+        let touched: std::collections::BTreeSet<&Path> =
+            self.touches.iter().map(|(p, _, _)| p).collect();
+        if self.changes.iter().any(|(p, _)| !touched.contains(p)) {
+            return Err(DecodeError::Invalid(
+                "update changes a value no transaction in it touched",
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) fn validate(&self) -> Result<(), DecodeError> {
         for (path, delta) in &self.changes {
             path.validate()?;
@@ -61,7 +144,7 @@ impl UpdateBody {
                 ));
             }
         }
-        Ok(())
+        self.check_claims()
     }
 
     /// Bytes this update takes when buffered (its encoded size).
@@ -72,6 +155,7 @@ impl UpdateBody {
 
 impl SnapshotBody {
     pub(crate) fn validate(&self) -> Result<(), DecodeError> {
+        check_counters(&self.version)?;
         if self.values.windows(2).any(|w| w[0].0 >= w[1].0) {
             return Err(DecodeError::Invalid(
                 "snapshot values not strictly ascending",
@@ -109,4 +193,139 @@ impl Encode for UpdateBody {
 impl Encode for SnapshotBody {
     const KIND: u8 = kind::DOC_SNAPSHOT;
     const NAME: &'static str = "Snapshot";
+}
+
+/// A document update that has been decoded and checked once, carrying its
+/// bytes: what stores, frames and outboxes pass on without decoding again.
+///
+/// Built only by [`Update::decode`] (which checks the update's claims
+/// against its content and bounds what decoding produces) or by the
+/// document itself ([`Doc::diff_update`](super::Doc::diff_update)). Cloning
+/// is cheap (shared).
+///
+/// ```
+/// use weft_core::doc::Limits;
+/// use weft_core::{Doc, ReplicaId, Update};
+/// let mut a = Doc::new(ReplicaId::new(1));
+/// let bytes = a.transact(|tx| tx.text("t")?.insert(0, "hi")).unwrap();
+/// let update = Update::decode(bytes, &Limits::default()).unwrap();
+/// assert_eq!(update.authors().collect::<Vec<_>>(), vec![(ReplicaId::new(1), 1..=1)]);
+/// let mut b = Doc::new(ReplicaId::new(2));
+/// b.apply_update(&update).unwrap();
+/// assert_eq!(b.text("t").unwrap().to_string(), "hi");
+/// assert!(Update::decode(b"junk".to_vec(), &Limits::default()).is_err());
+/// ```
+#[derive(Clone)]
+pub struct Update(Arc<Inner>);
+
+struct Inner {
+    bytes: Vec<u8>,
+    body: UpdateBody,
+    inflated: usize,
+}
+
+impl Update {
+    /// Decodes and checks `bytes` under `limits` (input size, inflated size,
+    /// transaction authors): the one decode an update gets.
+    pub fn decode(bytes: Vec<u8>, limits: &Limits) -> Result<Update, DocError> {
+        let (body, inflated): (UpdateBody, usize) =
+            codec::decode_bounded(&bytes, limits.max_input_bytes, limits.max_decoded_bytes)?;
+        body.validate()?;
+        let authors = body.authors().count();
+        if authors > limits.max_update_authors {
+            return Err(DocError::Limit {
+                path: String::new(),
+                reason: "update carries transactions of too many replicas",
+            });
+        }
+        Ok(Update::from_parts(bytes, body, inflated))
+    }
+
+    pub(crate) fn from_parts(bytes: Vec<u8>, body: UpdateBody, inflated: usize) -> Update {
+        Update(Arc::new(Inner {
+            bytes,
+            body,
+            inflated,
+        }))
+    }
+
+    pub(crate) fn body(&self) -> &UpdateBody {
+        &self.0.body
+    }
+
+    /// The encoded bytes, exactly as received or produced.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0.bytes
+    }
+
+    /// The encoded bytes (copied only if the update is shared).
+    pub fn into_bytes(self) -> Vec<u8> {
+        match Arc::try_unwrap(self.0) {
+            Ok(inner) => inner.bytes,
+            Err(shared) => shared.bytes.clone(),
+        }
+    }
+
+    /// Encoded length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.bytes.len()
+    }
+
+    /// Whether the encoding is empty (never true for a decoded update).
+    pub fn is_empty(&self) -> bool {
+        self.0.bytes.is_empty()
+    }
+
+    /// Bytes this update took once decoded: its encoding plus everything
+    /// its compressed sections inflated to. The measure memory and
+    /// document-size limits account in.
+    pub fn decoded_len(&self) -> usize {
+        self.0.bytes.len().saturating_add(self.0.inflated)
+    }
+
+    /// The version the author had: applicable once the receiver has it.
+    pub fn from(&self) -> &VersionVector {
+        &self.0.body.from
+    }
+
+    /// The version a receiver has after applying it (joined with its own).
+    pub fn to(&self) -> &VersionVector {
+        &self.0.body.to
+    }
+
+    /// The transactions it carries: per replica, the counters
+    /// `from + 1 ..= to` (checked on decode to be exactly what it contains).
+    pub fn authors(&self) -> impl Iterator<Item = (ReplicaId, RangeInclusive<u64>)> + '_ {
+        self.0.body.authors()
+    }
+
+    /// Whether it carries no transaction at all (an empty commit).
+    pub fn carries_nothing(&self) -> bool {
+        self.authors().next().is_none()
+    }
+}
+
+impl AsRef<[u8]> for Update {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PartialEq for Update {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Update {}
+
+impl fmt::Debug for Update {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Update")
+            .field("len", &self.len())
+            .field("decoded_len", &self.decoded_len())
+            .field("from", self.from())
+            .field("to", self.to())
+            .finish()
+    }
 }

@@ -317,7 +317,9 @@ impl<'a> Reader<'a> {
             .filter(|&r| r <= stored.saturating_mul(MAX_RATIO).saturating_add(64))
             .ok_or(invalid("text: implausible decompressed size"))?;
         let packed = self.take(stored)?;
-        // The size is known: inflate into one buffer of exactly that size.
+        // The size is known and charged to the decode's budget before
+        // anything is allocated: inflate into one buffer of exactly it.
+        crate::codec::charge(raw)?;
         let mut out = vec![0; raw];
         let n = miniz_oxide::inflate::decompress_slice_iter_to_slice(
             &mut out,
