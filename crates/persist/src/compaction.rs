@@ -86,8 +86,9 @@ pub(crate) fn fold(doc_id: &str, stored: StoredDoc) -> Result<Option<Folded>> {
     }
     let through_seq = stored.last_seq();
     let folded = stored.updates.len() as u64;
-    // The replica id is irrelevant: the snapshot does not record it.
-    let doc = stored.into_doc(doc_id, ReplicaId::new(0))?;
+    // The replica id is irrelevant: the snapshot does not record it. Strict:
+    // a record that does not replay must not be folded away.
+    let doc = stored.into_doc_strict(doc_id, ReplicaId::new(0))?;
     Ok(Some(Folded {
         through_seq,
         snapshot: doc.save(),

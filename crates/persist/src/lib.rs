@@ -63,7 +63,7 @@ pub use compaction::CompactionPolicy;
 pub use crypto::EncryptionKey;
 pub use doc_id::{validate_doc_id, MAX_DOC_ID_BYTES};
 pub use error::{Error, RecordError, RecordKind, RecordRef, Result};
-pub use load::StoredDoc;
+pub use load::{Replayed, SkippedRecord, StoredDoc};
 pub use memory::MemoryStore;
 pub use record::RECORD_VERSION;
 pub use sqlite::{CheckReport, CommitStats, SqliteStore, FORMAT_VERSION};

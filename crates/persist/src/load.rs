@@ -1,10 +1,30 @@
 //! Loading: verify a document's records against its bookkeeping, then
 //! replay them (latest snapshot + every later update).
+//!
+//! Two different failures, treated differently:
+//!
+//! * **Damaged bytes** — a record that fails its checksum or seal, or
+//!   records that disagree with the bookkeeping — are an error of
+//!   [`Store::read`](crate::Store::read) (`Error::Corrupt`,
+//!   `Error::Inconsistent`): the stored bytes are not what was written, and a
+//!   gap is never replayed as if it were whole.
+//! * **Intact records that do not replay** — bytes exactly as written that
+//!   the document layer refuses (written by an older build before a check
+//!   existed, or refused by a stricter one) — are skipped and reported
+//!   ([`SkippedRecord`]), so one such record never makes the whole document
+//!   unloadable and never traps the edits stored beside it.
+//!
+//! Replay is not bounded by the pending-update limit meant for network
+//! input ([`weft_core::doc::Limits::max_pending_updates`]): the store is the
+//! local truth, and updates that were stored while waiting for a dependency
+//! come back waiting.
 
 use crate::error::{RecordKind, RecordRef};
 use crate::record::RecordCodec;
 use crate::{Error, Result};
-use weft_core::{Doc, ReplicaId};
+use std::fmt;
+use weft_core::doc::Limits;
+use weft_core::{Doc, DocError, ReplicaId};
 
 /// A document's records as a backend read them, not yet verified.
 #[derive(Debug)]
@@ -33,32 +53,181 @@ pub struct StoredDoc {
     pub updates: Vec<(u64, Vec<u8>)>,
 }
 
+/// A stored record that verified (checksum, seal, place in the log) but
+/// that the document layer refused to replay, and why.
+///
+/// Reported by [`StoredDoc::replay`] and
+/// [`Store::load_report`](crate::Store::load_report); the rest of the
+/// document loads without it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedRecord {
+    /// Which record (a snapshot, or an update by its seq).
+    pub record: RecordRef,
+    /// Why it did not replay.
+    pub error: DocError,
+}
+
+impl SkippedRecord {
+    /// This skip as an [`Error::Replay`] naming `doc_id` (what
+    /// [`SqliteStore::check`](crate::SqliteStore::check) and compaction
+    /// report).
+    pub fn to_error(&self, doc_id: &str) -> Error {
+        Error::Replay {
+            doc_id: doc_id.to_owned(),
+            record: self.record,
+            source: self.error.clone(),
+        }
+    }
+}
+
+impl fmt::Display for SkippedRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.record, self.error)
+    }
+}
+
+/// A document replayed from its records, and the records left out.
+///
+/// ```
+/// use weft_core::{Doc, ReplicaId};
+/// use weft_persist::StoredDoc;
+/// let mut author = Doc::new(ReplicaId::new(1));
+/// let first = author.transact(|tx| tx.text("t")?.insert(0, "a")).unwrap();
+/// let second = author.transact(|tx| tx.text("t")?.insert(1, "b")).unwrap();
+/// let stored = StoredDoc {
+///     snapshot: None,
+///     updates: vec![(1, first), (2, b"not an update".to_vec()), (3, second)],
+/// };
+/// let replayed = stored.replay(ReplicaId::new(2));
+/// assert_eq!(replayed.doc.text("t").unwrap().to_string(), "ab");
+/// assert_eq!(replayed.skipped.len(), 1);
+/// assert_eq!(replayed.skipped[0].record.seq, 2);
+/// assert!(!replayed.is_complete());
+/// ```
+#[derive(Debug)]
+pub struct Replayed {
+    /// Everything that replayed, to be edited as the replica asked for,
+    /// with [`Limits::default`] for what it receives from now on (replace
+    /// them with [`Doc::with_limits`]). Updates that were stored while
+    /// waiting for a dependency are waiting again
+    /// ([`Doc::pending_updates`]).
+    pub doc: Doc,
+    /// Records that verified but did not replay, in log order (a snapshot
+    /// first). Empty when the whole document replayed.
+    pub skipped: Vec<SkippedRecord>,
+}
+
+impl Replayed {
+    /// Whether every record replayed.
+    pub fn is_complete(&self) -> bool {
+        self.skipped.is_empty()
+    }
+}
+
+/// The limits replay runs under: none. The records were validated when they
+/// were appended (or written by the document itself as a snapshot), so
+/// the limits meant for untrusted network input — sizes, and above all the
+/// pending-update buffer — do not apply: an update stored while it waited
+/// for a dependency must come back waiting, however many there are. The
+/// store also holds the loading replica's own earlier transactions when an
+/// application resumes under a replica id it owns, so those are accepted
+/// too (`allow_own_replica`).
+fn replay_limits() -> Limits {
+    Limits {
+        max_input_bytes: usize::MAX,
+        max_decoded_bytes: usize::MAX,
+        max_update_authors: usize::MAX,
+        max_pending_updates: usize::MAX,
+        max_pending_bytes: usize::MAX,
+        allow_own_replica: true,
+    }
+}
+
 impl StoredDoc {
-    /// Replays the snapshot and updates into a document edited as `replica`.
-    /// `doc_id` only names the document in errors.
-    pub fn into_doc(self, doc_id: &str, replica: ReplicaId) -> Result<Doc> {
+    /// Replays the snapshot and updates into a document edited as
+    /// `replica`, skipping (and reporting) every record that verified but
+    /// does not replay. Never fails: a snapshot that does not load leaves
+    /// an empty document for the updates after it (those that depend on
+    /// its content come back waiting for it, to be filled by a peer).
+    /// Not bounded by the pending-update limit (see the module docs).
+    ///
+    /// ```
+    /// use weft_core::{Doc, ReplicaId};
+    /// use weft_persist::StoredDoc;
+    /// let mut author = Doc::new(ReplicaId::new(1));
+    /// let missing = author.transact(|tx| tx.counter("n")?.increment(1)).unwrap();
+    /// // 5,000 updates that all wait for `missing`: more than a document
+    /// // keeps waiting from the network, but the store is the local truth.
+    /// let updates: Vec<(u64, Vec<u8>)> = (1..=5_000)
+    ///     .map(|seq| (seq, author.transact(|tx| tx.counter("n")?.increment(1)).unwrap()))
+    ///     .collect();
+    /// let replayed = StoredDoc { snapshot: None, updates }.replay(ReplicaId::new(2));
+    /// assert!(replayed.is_complete());
+    /// let mut doc = replayed.doc;
+    /// assert_eq!(doc.pending_updates(), 5_000);
+    /// doc.apply(&missing).unwrap();
+    /// assert_eq!(doc.counter("n").unwrap(), 5_001);
+    /// ```
+    pub fn replay(&self, replica: ReplicaId) -> Replayed {
+        let limits = replay_limits();
+        let mut skipped = Vec::new();
         let mut doc = match &self.snapshot {
-            Some((seq, bytes)) => Doc::load(bytes, replica).map_err(|source| Error::Replay {
-                doc_id: doc_id.to_owned(),
-                record: RecordRef {
-                    kind: RecordKind::Snapshot,
-                    seq: *seq,
-                },
-                source,
-            })?,
-            None => Doc::new(replica),
+            Some((seq, bytes)) => match Doc::load_with_limits(bytes, replica, limits) {
+                Ok(doc) => doc,
+                Err(error) => {
+                    skipped.push(SkippedRecord {
+                        record: RecordRef {
+                            kind: RecordKind::Snapshot,
+                            seq: *seq,
+                        },
+                        error,
+                    });
+                    Doc::new(replica).with_limits(limits)
+                }
+            },
+            None => Doc::new(replica).with_limits(limits),
         };
         for (seq, update) in &self.updates {
-            doc.apply(update).map_err(|source| Error::Replay {
-                doc_id: doc_id.to_owned(),
-                record: RecordRef {
-                    kind: RecordKind::Update,
-                    seq: *seq,
-                },
-                source,
-            })?;
+            if let Err(error) = doc.apply(update) {
+                skipped.push(SkippedRecord {
+                    record: RecordRef {
+                        kind: RecordKind::Update,
+                        seq: *seq,
+                    },
+                    error,
+                });
+            }
         }
-        Ok(doc)
+        Replayed {
+            doc: doc.with_limits(Limits::default()),
+            skipped,
+        }
+    }
+
+    /// Replays the snapshot and updates into a document edited as `replica`
+    /// ([`StoredDoc::replay`]), logging each skipped record at `WARN`
+    /// (target `weft_persist`); `doc_id` only names the document in the
+    /// log. Replay no longer fails as a whole because of one record, so
+    /// this returns `Ok` whenever it is called; the `Result` is kept for
+    /// compatibility. Use [`StoredDoc::replay`] to get the skipped records.
+    pub fn into_doc(self, doc_id: &str, replica: ReplicaId) -> Result<Doc> {
+        let replayed = self.replay(replica);
+        for skipped in &replayed.skipped {
+            tracing::warn!(doc_id, record = %skipped.record, error = %skipped.error,
+                "stored record skipped: it does not replay");
+        }
+        Ok(replayed.doc)
+    }
+
+    /// Replays everything or fails with the first record that does not
+    /// replay ([`Error::Replay`]): for compaction, which must never fold a
+    /// document without one of its records (the fold would delete it).
+    pub(crate) fn into_doc_strict(self, doc_id: &str, replica: ReplicaId) -> Result<Doc> {
+        let replayed = self.replay(replica);
+        match replayed.skipped.first() {
+            Some(skipped) => Err(skipped.to_error(doc_id)),
+            None => Ok(replayed.doc),
+        }
     }
 
     /// The last seq these records cover.
@@ -136,9 +305,17 @@ fn corrupt(doc_id: &str, kind: RecordKind, seq: u64, reason: crate::RecordError)
 }
 
 /// Refuses bytes that are not a weft update before they are stored, so one
-/// bad append cannot make a document unloadable.
+/// bad append cannot make a document unloadable. Checked as a fresh
+/// document would take it with the default limits; the validating
+/// document's replica id is not a reason to refuse (any writer may append
+/// its own updates, whatever its id).
 pub(crate) fn validate_update(doc_id: &str, update: &[u8]) -> Result<()> {
+    let limits = Limits {
+        allow_own_replica: true,
+        ..Limits::default()
+    };
     Doc::new(ReplicaId::new(0))
+        .with_limits(limits)
         .apply(update)
         .map(|_| ())
         .map_err(|source| Error::InvalidUpdate {

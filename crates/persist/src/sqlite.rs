@@ -397,8 +397,12 @@ impl SqliteStore {
             }
         };
         for doc_id in &docs {
-            if let Err(e) = self.load(doc_id, ReplicaId::new(0)) {
-                problems.push(e);
+            match self.load_report(doc_id, ReplicaId::new(0)) {
+                Ok(Some(report)) => {
+                    problems.extend(report.skipped.iter().map(|s| s.to_error(doc_id)));
+                }
+                Ok(None) => {}
+                Err(e) => problems.push(e),
             }
         }
         Ok(CheckReport {

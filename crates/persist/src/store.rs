@@ -3,7 +3,7 @@
 
 use crate::compaction::CompactionPolicy;
 use crate::crypto::EncryptionKey;
-use crate::load::StoredDoc;
+use crate::load::{Replayed, StoredDoc};
 use crate::Result;
 use std::fmt;
 use std::time::SystemTime;
@@ -56,11 +56,40 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Loads `doc_id`: its snapshot with every later update applied, to be
     /// edited as `replica`. `None` if the document does not exist.
+    ///
+    /// A record that verified but does not replay is skipped and logged
+    /// (`WARN`), never the reason the whole document fails to load; use
+    /// [`Store::load_report`] to get the skipped records. Errors are those
+    /// of [`Store::read`]: damaged or missing records, storage failures.
     fn load(&self, doc_id: &str, replica: ReplicaId) -> Result<Option<Doc>> {
         match self.read(doc_id)? {
             Some(stored) => stored.into_doc(doc_id, replica).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// [`Store::load`] with a report: the document and every record that
+    /// verified but did not replay ([`Replayed::skipped`]), so the caller
+    /// can tell the user what is missing and keep working with the rest.
+    /// Replay is not bounded by the pending-update limit: updates stored
+    /// while waiting for a dependency come back waiting.
+    ///
+    /// ```
+    /// use weft_core::{Doc, ReplicaId};
+    /// use weft_persist::{MemoryStore, Store};
+    /// let store = MemoryStore::new();
+    /// let mut author = Doc::new(ReplicaId::new(1));
+    /// let _lost = author.transact(|tx| tx.counter("n")?.increment(1)).unwrap();
+    /// // Stored while waiting for `_lost`, which never arrived.
+    /// let waiting = author.transact(|tx| tx.counter("n")?.increment(1)).unwrap();
+    /// store.append("d", &waiting).unwrap();
+    /// let report = store.load_report("d", ReplicaId::new(2)).unwrap().unwrap();
+    /// assert!(report.is_complete());
+    /// assert_eq!(report.doc.pending_updates(), 1, "it comes back waiting");
+    /// assert!(store.load_report("absent", ReplicaId::new(2)).unwrap().is_none());
+    /// ```
+    fn load_report(&self, doc_id: &str, replica: ReplicaId) -> Result<Option<Replayed>> {
+        Ok(self.read(doc_id)?.map(|stored| stored.replay(replica)))
     }
 
     /// Folds the log of `doc_id` into a new snapshot, atomically: the new
