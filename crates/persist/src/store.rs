@@ -49,6 +49,30 @@ pub trait Store: Send + Sync + fmt::Debug {
         updates.iter().map(|u| self.append(doc_id, u)).collect()
     }
 
+    /// [`Store::append_many`] for updates already decoded and checked
+    /// ([`weft_core::Update`]): stores their bytes without decoding them
+    /// again. The default implementation re-validates; the SQLite store
+    /// does not.
+    ///
+    /// ```
+    /// use weft_core::doc::Limits;
+    /// use weft_core::{Doc, ReplicaId, Update};
+    /// use weft_persist::{MemoryStore, Store};
+    /// let mut doc = Doc::new(ReplicaId::random());
+    /// let bytes = doc.transact(|tx| tx.counter("n")?.increment(1)).unwrap();
+    /// let update = Update::decode(bytes, &Limits::default()).unwrap();
+    /// let store = MemoryStore::new();
+    /// assert!(store.append_updates("d", &[&update])[0].is_ok());
+    /// ```
+    fn append_updates(
+        &self,
+        doc_id: &str,
+        updates: &[&weft_core::Update],
+    ) -> Vec<Result<Appended>> {
+        let bytes: Vec<&[u8]> = updates.iter().map(|u| u.as_bytes()).collect();
+        self.append_many(doc_id, &bytes)
+    }
+
     /// The verified records of `doc_id` (snapshot and the updates after it),
     /// or `None` if the document does not exist. Every record's checksum is
     /// checked; a bad or missing record is an error, never skipped.

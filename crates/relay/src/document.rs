@@ -19,20 +19,44 @@
 //! (everything it missed), or after `slow_consumer_grace` it is
 //! disconnected with `SlowConsumer`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
-use weft_core::doc::ApplyStatus;
-use weft_core::{Doc, ReplicaId, VersionVector};
+use weft_core::doc::{ApplyStatus, Limits};
+use weft_core::{Doc, DocError, ReplicaId, Update, VersionVector};
 use weft_persist::Appended;
 use weft_protocol::{DocId, ErrorCode, Frame, PeerId, PresenceState};
 
+use crate::config::ServerLimits;
 use crate::metrics;
 use crate::outbound::Outbound;
+use crate::owners::{Owners, Verdict};
 use crate::state::Shared;
+
+/// The limits a client's update is decoded and checked under.
+pub(crate) fn update_limits(limits: &ServerLimits) -> Limits {
+    Limits {
+        max_input_bytes: limits.wire.max_update_bytes as usize,
+        max_decoded_bytes: limits.max_update_decoded_bytes,
+        max_update_authors: limits.max_update_authors,
+        ..Limits::default()
+    }
+}
+
+/// The limits of the relay's own copy of a document (its snapshot may be as
+/// large as the document may grow).
+fn doc_limits(limits: &ServerLimits) -> Limits {
+    let max = usize::try_from(limits.max_doc_bytes).unwrap_or(usize::MAX);
+    Limits {
+        max_input_bytes: max,
+        max_decoded_bytes: max,
+        ..Limits::default()
+    }
+}
 
 /// How often a document with slow readers checks whether they drained.
 const CATCH_UP_TICK: Duration = Duration::from_millis(100);
@@ -66,13 +90,23 @@ pub(crate) enum DocCmd {
 #[derive(Debug)]
 pub(crate) struct UpdateCmd {
     pub(crate) peer: PeerId,
+    /// The token subject of the sending connection (who may author which
+    /// replica: see `owners.rs`).
+    pub(crate) subject: Arc<str>,
     pub(crate) seq: u64,
-    pub(crate) update: Vec<u8>,
+    /// The update, decoded and checked once by the connection; or why the
+    /// connection refused it (read-only, rate limit, bad bytes), answered
+    /// here so replies keep their order.
+    pub(crate) update: Result<Update, (ErrorCode, String)>,
     pub(crate) out: Outbound,
     pub(crate) received: Instant,
-    /// Refused by the connection (read-only, rate limit); answered here so
-    /// replies keep their order.
-    pub(crate) refused: Option<(ErrorCode, &'static str)>,
+}
+
+/// One sender's updates waiting for dependencies the document lacks.
+#[derive(Debug, Default)]
+struct Waiting {
+    cmds: VecDeque<UpdateCmd>,
+    bytes: usize,
 }
 
 struct Subscriber {
@@ -87,8 +121,11 @@ struct DocTask {
     state: Shared,
     id: DocId,
     doc: Doc,
+    owners: Owners,
     subs: HashMap<PeerId, Subscriber>,
     lagging: usize,
+    /// Per sender, updates not yet applicable (unacknowledged).
+    waiting: HashMap<PeerId, Waiting>,
 }
 
 /// What happened to one update of a batch.
@@ -101,17 +138,30 @@ enum Outcome {
     Refused(ErrorCode, String),
 }
 
+/// The error code a refused update gets for `e`.
+fn refusal(e: &DocError) -> (ErrorCode, String) {
+    match e {
+        DocError::Conflict { .. } => {
+            ::metrics::counter!("weft_relay_conflicting_transactions_total").increment(1);
+            (ErrorCode::ConflictingTransaction, e.to_string())
+        }
+        _ => (ErrorCode::UpdateRejected, e.to_string()),
+    }
+}
+
 /// Runs the task of document `id` until its queue closes or it unloads.
 pub(crate) async fn run(state: Shared, id: DocId, generation: u64, mut rx: mpsc::Receiver<DocCmd>) {
     state.meters.docs_loaded.increment(1.0);
     match load(&state, &id).await {
-        Ok(doc) => {
+        Ok((doc, owners)) => {
             let mut task = DocTask {
                 state: state.clone(),
                 id: id.clone(),
                 doc,
+                owners,
                 subs: HashMap::new(),
                 lagging: 0,
+                waiting: HashMap::new(),
             };
             task.serve(&mut rx, generation).await;
         }
@@ -127,18 +177,27 @@ pub(crate) async fn run(state: Shared, id: DocId, generation: u64, mut rx: mpsc:
     state.meters.docs_loaded.decrement(1.0);
 }
 
-async fn load(state: &Shared, id: &DocId) -> Result<Doc, String> {
+/// Loads a document and its replica bindings (on the blocking pool).
+async fn load(state: &Shared, id: &DocId) -> Result<(Doc, Owners), String> {
     let store = state.store.clone();
     let key = id.as_str().to_owned();
-    // The relay never authors changes, so its replica id is never used in
-    // a dot; a random one keeps it out of everyone's way.
-    let replica = ReplicaId::random();
-    match tokio::task::spawn_blocking(move || store.load(&key, replica)).await {
-        Ok(Ok(Some(doc))) => Ok(doc),
-        Ok(Ok(None)) => Ok(Doc::new(replica)),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(format!("load task failed: {e}")),
-    }
+    let limits = doc_limits(&state.limits);
+    let loaded = state
+        .heavy
+        .run(move || {
+            // The relay never authors changes, so its replica id is never
+            // used in a dot; a random one keeps it out of everyone's way.
+            let replica = ReplicaId::try_random().map_err(|e| e.to_string())?;
+            let doc = match store.load(&key, replica) {
+                Ok(Some(doc)) => doc.with_limits(limits),
+                Ok(None) => Doc::new(replica).with_limits(limits),
+                Err(e) => return Err(e.to_string()),
+            };
+            let owners = Owners::load(&*store, &key)?;
+            Ok((doc, owners))
+        })
+        .await;
+    loaded.unwrap_or_else(|| Err("load task failed".to_owned()))
 }
 
 /// Answers a command that cannot be served.
@@ -184,7 +243,7 @@ impl DocTask {
                 Ok(Some(cmd)) => cmd,
                 Ok(None) => return,
                 Err(_) if self.lagging > 0 => {
-                    self.catch_up();
+                    self.catch_up().await;
                     continue;
                 }
                 Err(_) if self.subs.is_empty() => {
@@ -215,7 +274,7 @@ impl DocTask {
                 }
             }
             if self.lagging > 0 {
-                self.catch_up();
+                self.catch_up().await;
             }
         }
     }
@@ -245,26 +304,84 @@ impl DocTask {
                 version,
                 out,
                 reply,
-            } => self.subscribe(peer, &version, out, reply),
+            } => self.subscribe(peer, version, out, reply).await,
             DocCmd::Update(u) => self.updates(vec![u]).await,
             DocCmd::Presence { peer, state } => self.presence(peer, state),
             DocCmd::Leave { peer } => self.leave(peer),
             DocCmd::Snapshot { reply } => {
-                let _ = reply.send(Ok(self.doc.save()));
+                let cost = self.doc_cost();
+                let saved = self.with_doc(cost, |doc| doc.save()).await;
+                let _ = reply.send(saved.ok_or(ErrorCode::DocUnavailable));
             }
         }
     }
 
-    fn subscribe(
+    /// The cost of work over the whole document (diff, snapshot).
+    fn doc_cost(&self) -> usize {
+        usize::try_from(self.doc.decoded_bytes()).unwrap_or(usize::MAX)
+    }
+
+    /// Runs `job` on the document: inline when `cost` is light, else on the
+    /// blocking pool with the document moved there and back (nothing else
+    /// touches it meanwhile: this task is its only owner and waits). `None`
+    /// if the job panicked: the document is then reloaded from the store.
+    async fn with_doc<R, F>(&mut self, cost: usize, job: F) -> Option<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Doc) -> R + Send + 'static,
+    {
+        if !self.state.heavy.is_heavy(cost) {
+            return Some(job(&mut self.doc));
+        }
+        let placeholder = Doc::new(self.doc.replica());
+        let mut doc = std::mem::replace(&mut self.doc, placeholder);
+        let done = self
+            .state
+            .heavy
+            .run(move || {
+                let r = job(&mut doc);
+                (doc, r)
+            })
+            .await;
+        match done {
+            Some((doc, r)) => {
+                self.doc = doc;
+                Some(r)
+            }
+            None => {
+                warn!(doc = %self.id, "heavy job failed; reloading the document");
+                self.reload().await;
+                None
+            }
+        }
+    }
+
+    /// Replaces the in-memory document and bindings with the store's.
+    async fn reload(&mut self) {
+        match load(&self.state, &self.id).await {
+            Ok((doc, owners)) => {
+                self.doc = doc;
+                self.owners = owners;
+            }
+            Err(message) => warn!(doc = %self.id, %message, "reload failed"),
+        }
+    }
+
+    async fn subscribe(
         &mut self,
         peer: PeerId,
-        version: &VersionVector,
+        version: VersionVector,
         out: Outbound,
         reply: oneshot::Sender<Result<(), ErrorCode>>,
     ) {
+        let cost = self.doc_cost();
+        let Some(diff) = self.with_doc(cost, move |doc| doc.diff(&version)).await else {
+            let _ = reply.send(Err(ErrorCode::DocUnavailable));
+            return;
+        };
         let synced = Frame::Synced {
             doc: self.id.clone(),
-            update: self.doc.diff(version),
+            update: diff,
             version: self.doc.version().clone(),
         };
         send_control(&out, synced);
@@ -325,6 +442,19 @@ impl DocTask {
     }
 
     fn leave(&mut self, peer: PeerId) {
+        if let Some(waiting) = self.waiting.remove(&peer) {
+            for u in waiting.cmds {
+                send_control(
+                    &u.out,
+                    Frame::error(
+                        ErrorCode::MissingDependencies,
+                        Some(self.id.clone()),
+                        Some(u.seq),
+                        "unsubscribed while the update waited for its dependencies",
+                    ),
+                );
+            }
+        }
         let Some(sub) = self.subs.remove(&peer) else {
             return;
         };
@@ -340,46 +470,149 @@ impl DocTask {
         }
     }
 
+    /// Handles a batch of updates, then any waiting updates the batch made
+    /// applicable, until none is left.
     async fn updates(&mut self, batch: Vec<UpdateCmd>) {
+        let mut batch = batch;
+        while !batch.is_empty() {
+            if !self.run_batch(batch).await {
+                break;
+            }
+            batch = self.ready_waiting();
+        }
+    }
+
+    /// Takes the waiting updates that are applicable now.
+    fn ready_waiting(&mut self) -> Vec<UpdateCmd> {
+        let mut ready = Vec::new();
+        for waiting in self.waiting.values_mut() {
+            let mut keep = VecDeque::with_capacity(waiting.cmds.len());
+            for cmd in waiting.cmds.drain(..) {
+                let pending = match &cmd.update {
+                    Ok(u) => self.doc.readiness(u) == ApplyStatus::Pending,
+                    Err(_) => false,
+                };
+                if pending {
+                    keep.push_back(cmd);
+                } else {
+                    let len = cmd.update.as_ref().map_or(0, Update::decoded_len);
+                    waiting.bytes = waiting.bytes.saturating_sub(len);
+                    ready.push(cmd);
+                }
+            }
+            waiting.cmds = keep;
+        }
+        self.waiting.retain(|_, w| !w.cmds.is_empty());
+        ready
+    }
+
+    /// Keeps `u` until its dependencies arrive, within its sender's
+    /// allowance; gives it back if the allowance is used up.
+    fn wait(&mut self, u: UpdateCmd, len: usize) -> Result<(), UpdateCmd> {
+        let limits = &self.state.limits;
+        let waiting = self.waiting.entry(u.peer).or_default();
+        if waiting.cmds.len() >= limits.max_waiting_updates
+            || waiting.bytes.saturating_add(len) > limits.max_waiting_bytes
+        {
+            return Err(u);
+        }
+        waiting.bytes += len;
+        waiting.cmds.push_back(u);
+        Ok(())
+    }
+
+    /// Decides, applies, stores, acknowledges and fans out one batch;
+    /// returns whether the document changed.
+    async fn run_batch(&mut self, batch: Vec<UpdateCmd>) -> bool {
         let before = self.doc.version().clone();
         let mut outcomes = Vec::with_capacity(batch.len());
-        let mut to_store: Vec<Vec<u8>> = Vec::new();
+        let mut handled = Vec::with_capacity(batch.len());
+        let mut to_store: Vec<Update> = Vec::new();
+        let mut bindings: Vec<Vec<u8>> = Vec::new();
         let mut unblocked = false;
-        let mut batch = batch;
-        for u in &mut batch {
+        for u in batch {
             self.state.meters.updates_in.increment(1);
+            let update = match &u.update {
+                Err((code, message)) => {
+                    outcomes.push(Outcome::Refused(*code, message.clone()));
+                    handled.push(u);
+                    continue;
+                }
+                Ok(update) => update.clone(),
+            };
             self.state
                 .meters
                 .update_bytes_in
-                .increment(u.update.len() as u64);
-            if let Some((code, message)) = u.refused {
-                outcomes.push(Outcome::Refused(code, message.into()));
-                continue;
-            }
+                .increment(update.len() as u64);
             if !self.subs.contains_key(&u.peer) {
                 outcomes.push(Outcome::Refused(
                     ErrorCode::NotSubscribed,
                     "subscribe before sending updates".into(),
                 ));
+                handled.push(u);
                 continue;
             }
-            match self.doc.apply(&u.update) {
-                Ok(report) if report.status == ApplyStatus::Duplicate => {
-                    outcomes.push(Outcome::Duplicate)
+            let outcome = match self.doc.readiness(&update) {
+                ApplyStatus::Pending => match self.wait(u, update.decoded_len()) {
+                    Ok(()) => continue,
+                    Err(back) => {
+                        outcomes.push(Outcome::Refused(
+                            ErrorCode::MissingDependencies,
+                            "the update waits on transactions this relay lacks, and this \
+                             sender's waiting allowance is used up"
+                                .into(),
+                        ));
+                        handled.push(back);
+                        continue;
+                    }
+                },
+                ApplyStatus::Duplicate => match self.doc.apply_update(&update) {
+                    Ok(_) => Outcome::Duplicate,
+                    Err(e) => {
+                        let (code, message) = refusal(&e);
+                        Outcome::Refused(code, message)
+                    }
+                },
+                ApplyStatus::Applied => {
+                    self.decide_and_apply(&u, update, &mut bindings, &mut to_store, &mut unblocked)
+                        .await
                 }
-                Ok(report) => {
-                    unblocked |= report.unblocked > 0;
-                    to_store.push(std::mem::take(&mut u.update));
-                    outcomes.push(Outcome::Store);
-                }
-                Err(e) => outcomes.push(Outcome::Refused(ErrorCode::UpdateRejected, e.to_string())),
-            }
+            };
+            outcomes.push(outcome);
+            handled.push(u);
         }
-        let (stored, results) = store(&self.state, &self.id, to_store).await;
+        let bound = if bindings.is_empty() {
+            Ok(())
+        } else {
+            let key = Owners::store_key(self.id.as_str());
+            let (_, results) = store_bytes(&self.state, &key, bindings).await;
+            results
+                .into_iter()
+                .find_map(Result::err)
+                .map_or(Ok(()), Err)
+        };
+        let (stored, results) = match bound {
+            Ok(()) => store(&self.state, &self.id, to_store).await,
+            Err(e) => {
+                // Nothing that relies on an unstored binding is stored.
+                let n = to_store.len();
+                let message = e.to_string();
+                (
+                    to_store,
+                    (0..n)
+                        .map(|_| {
+                            Err(weft_persist::Error::Io(std::io::Error::other(
+                                message.clone(),
+                            )))
+                        })
+                        .collect(),
+                )
+            }
+        };
         let failed = results.iter().any(Result::is_err);
         let mut stored = stored.into_iter().zip(results);
         let mut fanned = Vec::new();
-        for (u, outcome) in batch.iter().zip(outcomes) {
+        for (u, outcome) in handled.iter().zip(outcomes) {
             match outcome {
                 Outcome::Duplicate => send_control(
                     &u.out,
@@ -427,27 +660,27 @@ impl DocTask {
         }
         if failed {
             // Drop what was applied but not stored: the store is the truth.
-            match load(&self.state, &self.id).await {
-                Ok(doc) => self.doc = doc,
-                Err(message) => {
-                    warn!(doc = %self.id, %message, "reload after a store failure failed")
-                }
-            }
+            self.reload().await;
+            return false;
         }
-        if unblocked && !failed {
+        if unblocked {
             // Updates that waited for these are now integrated; a
             // subscriber that joined after they arrived never got them, so
             // everyone gets the batch as one diff (duplicates are no-ops).
-            let frame = Frame::Remote {
-                doc: self.id.clone(),
-                update: self.doc.diff(&before),
-            };
-            self.fan_out(&Bytes::from(frame.encode()), None, Some(&before));
-        } else {
-            for (peer, update, _) in &mut fanned {
+            let since = before.clone();
+            let cost = self.doc_cost();
+            if let Some(diff) = self.with_doc(cost, move |doc| doc.diff(&since)).await {
                 let frame = Frame::Remote {
                     doc: self.id.clone(),
-                    update: std::mem::take(update),
+                    update: diff,
+                };
+                self.fan_out(&Bytes::from(frame.encode()), None, Some(&before));
+            }
+        } else {
+            for (peer, update, _) in &fanned {
+                let frame = Frame::Remote {
+                    doc: self.id.clone(),
+                    update: update.as_bytes().to_vec(),
                 };
                 self.fan_out(&Bytes::from(frame.encode()), Some(*peer), Some(&before));
             }
@@ -457,6 +690,66 @@ impl DocTask {
                 .meters
                 .fanout_lag
                 .record(received.elapsed().as_secs_f64());
+        }
+        !fanned.is_empty()
+    }
+
+    /// The checks an applicable update passes before it is applied — its
+    /// new transactions are the sender's to make, and the document stays
+    /// within its size — then the apply.
+    async fn decide_and_apply(
+        &mut self,
+        u: &UpdateCmd,
+        update: Update,
+        bindings: &mut Vec<Vec<u8>>,
+        to_store: &mut Vec<Update>,
+        unblocked: &mut bool,
+    ) -> Outcome {
+        let unbound = match self.owners.check(&update, self.doc.version(), &u.subject) {
+            Verdict::NotOwned(replica) => {
+                ::metrics::counter!("weft_relay_replica_not_owned_total").increment(1);
+                return Outcome::Refused(
+                    ErrorCode::ReplicaNotOwned,
+                    format!("replica {replica} belongs to another subject"),
+                );
+            }
+            Verdict::Allowed(unbound) => unbound,
+        };
+        let grown = self
+            .doc
+            .decoded_bytes()
+            .saturating_add(update.decoded_len() as u64);
+        if grown > self.state.limits.max_doc_bytes {
+            return Outcome::Refused(
+                ErrorCode::DocTooLarge,
+                format!(
+                    "the document would exceed {} bytes",
+                    self.state.limits.max_doc_bytes
+                ),
+            );
+        }
+        if let Some(record) = self.owners.bind(&unbound, &u.subject) {
+            bindings.push(record);
+        }
+        let cost = update.decoded_len();
+        let applying = update.clone();
+        let Some(result) = self
+            .with_doc(cost, move |doc| doc.apply_update(&applying))
+            .await
+        else {
+            return Outcome::Refused(ErrorCode::Internal, "applying the update failed".into());
+        };
+        match result {
+            Ok(report) if report.status == ApplyStatus::Duplicate => Outcome::Duplicate,
+            Ok(report) => {
+                *unblocked |= report.unblocked > 0;
+                to_store.push(update);
+                Outcome::Store
+            }
+            Err(e) => {
+                let (code, message) = refusal(&e);
+                Outcome::Refused(code, message)
+            }
         }
     }
 
@@ -486,7 +779,7 @@ impl DocTask {
 
     /// Catches up subscribers whose queue drained; disconnects those behind
     /// for too long.
-    fn catch_up(&mut self) {
+    async fn catch_up(&mut self) {
         let grace = self.state.limits.slow_consumer_grace;
         let mut gone = Vec::new();
         let present: Vec<(PeerId, PresenceState)> = self
@@ -494,22 +787,43 @@ impl DocTask {
             .iter()
             .filter_map(|(p, s)| s.presence.clone().map(|st| (*p, st)))
             .collect();
-        for (peer, sub) in self.subs.iter_mut() {
-            let Some((version, since)) = &sub.behind else {
-                continue;
-            };
-            if sub.out.is_closed() {
-                gone.push(*peer);
+        let due: Vec<(PeerId, VersionVector)> = self
+            .subs
+            .iter()
+            .filter_map(|(p, s)| {
+                let (version, since) = s.behind.as_ref()?;
+                if s.out.is_closed() || (!s.out.has_room() && since.elapsed() <= grace) {
+                    return None;
+                }
+                Some((*p, version.clone()))
+            })
+            .collect();
+        for (peer, version) in due {
+            let closed = self.subs.get(&peer).is_none_or(|s| s.out.is_closed());
+            if closed {
+                gone.push(peer);
                 continue;
             }
-            if sub.out.has_room() {
+            let has_room = self.subs.get(&peer).is_some_and(|s| s.out.has_room());
+            let mut caught_up = false;
+            if has_room {
+                let cost = self.doc_cost();
+                let Some(diff) = self.with_doc(cost, move |doc| doc.diff(&version)).await else {
+                    continue;
+                };
                 let frame = Frame::Remote {
                     doc: self.id.clone(),
-                    update: self.doc.diff(version),
+                    update: diff,
+                };
+                let Some(sub) = self.subs.get_mut(&peer) else {
+                    continue;
                 };
                 if sub.out.try_send(Bytes::from(frame.encode())).is_ok() {
-                    let others: Vec<_> =
-                        present.iter().filter(|(p, _)| p != peer).cloned().collect();
+                    let others: Vec<_> = present
+                        .iter()
+                        .filter(|(p, _)| *p != peer)
+                        .cloned()
+                        .collect();
                     if !others.is_empty() {
                         let frame = Frame::PresenceUpdate {
                             doc: self.id.clone(),
@@ -520,12 +834,20 @@ impl DocTask {
                     sub.behind = None;
                     self.lagging -= 1;
                     self.state.meters.slow_reader_resyncs.increment(1);
-                    continue;
+                    caught_up = true;
                 }
             }
-            if since.elapsed() > grace {
-                sub.out.kill(ErrorCode::SlowConsumer, "fell too far behind");
-                gone.push(*peer);
+            if !caught_up {
+                if let Some(sub) = self.subs.get(&peer) {
+                    if sub
+                        .behind
+                        .as_ref()
+                        .is_some_and(|(_, since)| since.elapsed() > grace)
+                    {
+                        sub.out.kill(ErrorCode::SlowConsumer, "fell too far behind");
+                        gone.push(peer);
+                    }
+                }
             }
         }
         for peer in gone {
@@ -538,8 +860,8 @@ impl DocTask {
 async fn store(
     state: &Shared,
     id: &DocId,
-    updates: Vec<Vec<u8>>,
-) -> (Vec<Vec<u8>>, Vec<Result<Appended, weft_persist::Error>>) {
+    updates: Vec<Update>,
+) -> (Vec<Update>, Vec<Result<Appended, weft_persist::Error>>) {
     if updates.is_empty() {
         return (updates, Vec::new());
     }
@@ -548,8 +870,8 @@ async fn store(
     let n = updates.len();
     let started = Instant::now();
     let joined = tokio::task::spawn_blocking(move || {
-        let refs: Vec<&[u8]> = updates.iter().map(Vec::as_slice).collect();
-        let results = store.append_many(&key, &refs);
+        let refs: Vec<&Update> = updates.iter().collect();
+        let results = store.append_updates(&key, &refs);
         (updates, results)
     })
     .await;
@@ -562,9 +884,32 @@ async fn store(
         Err(e) => {
             warn!(doc = %id, error = %e, "store task failed");
             (
-                vec![Vec::new(); n],
+                Vec::new(),
                 (0..n).map(|_| Err(weft_persist::Error::Closed)).collect(),
             )
         }
     }
+}
+
+/// Appends encoded records (replica bindings) durably, together.
+async fn store_bytes(
+    state: &Shared,
+    key: &str,
+    records: Vec<Vec<u8>>,
+) -> (Vec<Vec<u8>>, Vec<Result<Appended, weft_persist::Error>>) {
+    let store = state.store.clone();
+    let key = key.to_owned();
+    let n = records.len();
+    let joined = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        let results = store.append_many(&key, &refs);
+        (records, results)
+    })
+    .await;
+    joined.unwrap_or_else(|_| {
+        (
+            Vec::new(),
+            (0..n).map(|_| Err(weft_persist::Error::Closed)).collect(),
+        )
+    })
 }

@@ -7,6 +7,7 @@ use weft_persist::Store;
 
 use crate::auth::Authenticator;
 use crate::config::ServerLimits;
+use crate::heavy::Heavy;
 use crate::hub::Hub;
 use crate::metrics::Meters;
 
@@ -19,6 +20,8 @@ pub(crate) struct RelayState {
     pub(crate) auth: Authenticator,
     pub(crate) meters: Meters,
     pub(crate) server_name: String,
+    /// The gate for work too heavy for an async worker.
+    pub(crate) heavy: Heavy,
 }
 
 /// The handle every task holds.
