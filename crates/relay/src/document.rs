@@ -32,6 +32,7 @@ use weft_persist::Appended;
 use weft_protocol::{DocId, ErrorCode, Frame, PeerId, PresenceState};
 
 use crate::config::ServerLimits;
+use crate::hub::DocUse;
 use crate::metrics;
 use crate::outbound::Outbound;
 use crate::owners::{Owners, Verdict};
@@ -84,6 +85,8 @@ pub(crate) enum DocCmd {
     Snapshot {
         reply: oneshot::Sender<Result<Vec<u8>, ErrorCode>>,
     },
+    /// The hub needs room: unload now if nobody is subscribed.
+    Unload,
 }
 
 /// One client update.
@@ -126,6 +129,8 @@ struct DocTask {
     lagging: usize,
     /// Per sender, updates not yet applicable (unacknowledged).
     waiting: HashMap<PeerId, Waiting>,
+    /// Subscribers and last use, shared with the hub for eviction.
+    used: Arc<DocUse>,
 }
 
 /// What happened to one update of a batch.
@@ -150,7 +155,13 @@ fn refusal(e: &DocError) -> (ErrorCode, String) {
 }
 
 /// Runs the task of document `id` until its queue closes or it unloads.
-pub(crate) async fn run(state: Shared, id: DocId, generation: u64, mut rx: mpsc::Receiver<DocCmd>) {
+pub(crate) async fn run(
+    state: Shared,
+    id: DocId,
+    generation: u64,
+    used: Arc<DocUse>,
+    mut rx: mpsc::Receiver<DocCmd>,
+) {
     state.meters.docs_loaded.increment(1.0);
     match load(&state, &id).await {
         Ok((doc, owners)) => {
@@ -162,6 +173,7 @@ pub(crate) async fn run(state: Shared, id: DocId, generation: u64, mut rx: mpsc:
                 subs: HashMap::new(),
                 lagging: 0,
                 waiting: HashMap::new(),
+                used,
             };
             task.serve(&mut rx, generation).await;
         }
@@ -213,7 +225,7 @@ fn refuse(cmd: DocCmd, code: ErrorCode, id: &DocId, message: &str) {
         DocCmd::Snapshot { reply } => {
             let _ = reply.send(Err(code));
         }
-        DocCmd::Presence { .. } | DocCmd::Leave { .. } => {}
+        DocCmd::Presence { .. } | DocCmd::Leave { .. } | DocCmd::Unload => {}
     }
 }
 
@@ -253,9 +265,15 @@ impl DocTask {
                 Err(_) => continue,
             };
             self.state.meters.doc_queue_depth.record(rx.len() as f64);
+            self.used.touch();
             let mut next = Some(cmd);
             while let Some(cmd) = next.take() {
                 match cmd {
+                    DocCmd::Unload if self.subs.is_empty() => {
+                        self.unload(rx, generation).await;
+                        return;
+                    }
+                    DocCmd::Unload => {} // someone subscribed since: stay
                     DocCmd::Update(first) => {
                         let mut batch = vec![first];
                         while batch.len() < self.state.limits.doc_batch_updates.max(1) {
@@ -313,6 +331,7 @@ impl DocTask {
                 let saved = self.with_doc(cost, |doc| doc.save()).await;
                 let _ = reply.send(saved.ok_or(ErrorCode::DocUnavailable));
             }
+            DocCmd::Unload => {} // handled by `serve`
         }
     }
 
@@ -408,6 +427,9 @@ impl DocTask {
                 behind: None,
             },
         );
+        self.used
+            .subscribers
+            .store(self.subs.len(), std::sync::atomic::Ordering::Relaxed);
         if let Some(prev) = previous {
             // A re-sync: keep its presence, forget that it was behind.
             if prev.behind.is_some() {
@@ -458,6 +480,9 @@ impl DocTask {
         let Some(sub) = self.subs.remove(&peer) else {
             return;
         };
+        self.used
+            .subscribers
+            .store(self.subs.len(), std::sync::atomic::Ordering::Relaxed);
         if sub.behind.is_some() {
             self.lagging -= 1;
         }
