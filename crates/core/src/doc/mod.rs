@@ -315,20 +315,30 @@ impl Doc {
     // ----- sync ------------------------------------------------------------
 
     fn diff_body(&self, since: &VersionVector) -> UpdateBody {
+        let mut touches = Vec::new();
+        for (path, t) in &self.touches {
+            for (replica, runs) in t.since(since) {
+                touches.push((path.clone(), replica, runs));
+            }
+        }
+        // Only values a transaction the peer lacks touched can hold anything
+        // it lacks (an update carries no change outside its transactions).
         let mut changes = Vec::new();
-        for (path, value) in &self.values {
+        let mut last: Option<&Path> = None;
+        for (path, _, _) in &touches {
+            if last == Some(path) {
+                continue;
+            }
+            last = Some(path);
+            let Some(value) = self.values.get(path) else {
+                continue;
+            };
             let theirs = match self.touches.get(path) {
                 Some(t) => t.translate(since),
                 None => VersionVector::new(),
             };
             if let Some(delta) = value.delta_since(&theirs) {
                 changes.push((path.clone(), delta));
-            }
-        }
-        let mut touches = Vec::new();
-        for (path, t) in &self.touches {
-            for (replica, runs) in t.since(since) {
-                touches.push((path.clone(), replica, runs));
             }
         }
         UpdateBody {
