@@ -22,6 +22,8 @@
 //! records, for each of those transactions, the touched values' versions.
 
 mod events;
+#[cfg(feature = "forge")]
+pub mod forge;
 mod path;
 mod refs;
 mod touches;
