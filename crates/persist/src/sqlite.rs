@@ -118,6 +118,10 @@ impl Drop for Inner {
         if let Some(c) = &mut self.compactor {
             c.shutdown();
         }
+        // Nothing writes any more: fold the WAL into the database file and
+        // truncate it (best effort; SQLite also checkpoints when the last
+        // connection closes, but only if it can, and leaves the file).
+        let _ = self.shared.checkpoint();
     }
 }
 
@@ -357,6 +361,29 @@ impl SqliteStore {
         }
     }
 
+    /// Copies every committed transaction from the write-ahead log into the
+    /// database file and truncates the log to zero bytes
+    /// (`PRAGMA wal_checkpoint(TRUNCATE)`), waiting up to the busy timeout
+    /// (10 s) for readers and the writer. `Ok(false)` if it could not
+    /// complete (a reader or writer stayed busy): nothing is lost, the log
+    /// is checkpointed later. Dropping the last handle does the same.
+    ///
+    /// ```
+    /// use weft_persist::{Options, SqliteStore, Store};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("weft.db");
+    /// let store = SqliteStore::open(&path, Options::default()).unwrap();
+    /// let mut doc = weft_core::Doc::new(weft_core::ReplicaId::random());
+    /// let update = doc.transact(|tx| tx.text("t")?.insert(0, "x")).unwrap();
+    /// store.append("d", &update).unwrap();
+    /// assert!(store.checkpoint().unwrap());
+    /// let wal = std::fs::metadata(dir.path().join("weft.db-wal")).unwrap();
+    /// assert_eq!(wal.len(), 0);
+    /// ```
+    pub fn checkpoint(&self) -> Result<bool> {
+        self.inner.shared.checkpoint()
+    }
+
     /// Errors from background compactions since the last call (a document
     /// whose compaction fails keeps its log and is reported here; loading it
     /// reports the same error).
@@ -413,6 +440,22 @@ impl SqliteStore {
 }
 
 impl Shared {
+    /// `PRAGMA wal_checkpoint(TRUNCATE)` on a connection of its own (the
+    /// readers' are read-only); `false` if SQLite reported it busy.
+    fn checkpoint(&self) -> Result<bool> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(Error::sqlite("checkpoint: open"))?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(Error::sqlite("set busy timeout"))?;
+        let busy: i64 = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .map_err(Error::sqlite("checkpoint"))?;
+        Ok(busy == 0)
+    }
+
     fn record_background_error(&self, e: Error) {
         let mut v = match self.background_errors.lock() {
             Ok(v) => v,
