@@ -733,6 +733,31 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    fn append_updates(
+        &self,
+        doc_id: &str,
+        updates: &[&weft_core::Update],
+    ) -> Vec<Result<Appended>> {
+        // Checked when they were decoded: queue them as they are, then wait
+        // for the shared commit.
+        let waits: Vec<Result<_>> = updates
+            .iter()
+            .map(|update| {
+                validate_doc_id(doc_id)?;
+                let (doc_id, update) = (doc_id.to_owned(), update.as_bytes().to_vec());
+                send(&self.inner.writer_tx, |reply| Command::Append {
+                    doc_id,
+                    update,
+                    reply,
+                })
+            })
+            .collect();
+        waits
+            .into_iter()
+            .map(|wait| wait.and_then(|w| w.recv().map_err(|_| Error::Closed)?))
+            .collect()
+    }
+
     fn read(&self, doc_id: &str) -> Result<Option<StoredDoc>> {
         validate_doc_id(doc_id)?;
         let shared = &self.inner.shared;

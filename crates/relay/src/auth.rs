@@ -2,12 +2,16 @@
 //! open and whether it may write them.
 //!
 //! A token's claims ([`Claims`]): `sub` (who, for logs), `exp` (expiry, Unix
-//! seconds), `docs` (document ids; `"*"` is every document, `"team-*"` every
-//! id starting with `team-`) and `write` (false = read-only). The client
-//! sends it in `Hello.token`; the relay checks the signature and expiry at
-//! `Hello` (`Unauthorized` 6 / `TokenExpired` 7), the document at
-//! `Subscribe` (`Forbidden` 100), `write` at `Update` (`ReadOnly` 251) and the
-//! expiry again on every frame.
+//! seconds), `nbf` (optional: not valid before, Unix seconds), `docs`
+//! (document ids; `"*"` is every document, `"team-*"` every id starting
+//! with `team-`) and `write` (false = read-only). The client sends it in
+//! `Hello.token`; the relay checks it at `Hello`: the signature, `exp`
+//! (`TokenExpired` 7 once passed, no leeway; `Unauthorized` 6 if it lies
+//! further ahead than the relay's maximum token lifetime), `nbf`
+//! (`Unauthorized` while it is more than the allowed clock skew ahead).
+//! Then the document at `Subscribe` (`Forbidden` 100), `write` at `Update`
+//! (`ReadOnly` 251); the connection closes with `TokenExpired` at `exp`,
+//! whether or not the client sends anything.
 //!
 //! ```
 //! use weft_relay::auth::{mint_token, Authenticator, Claims};
@@ -21,7 +25,7 @@
 //! assert!(!grant.write);
 //! ```
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -38,6 +42,9 @@ pub struct Claims {
     pub sub: String,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
+    /// Not valid before, seconds since the Unix epoch (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     /// Document ids or `prefix*` patterns this token opens.
     pub docs: Vec<String>,
     /// Whether updates may be written (otherwise read-only).
@@ -51,6 +58,7 @@ impl Claims {
         Claims {
             sub: sub.to_owned(),
             exp: now_secs().saturating_add(ttl_secs),
+            nbf: None,
             docs,
             write,
         }
@@ -98,6 +106,15 @@ impl Grant {
     pub fn expired(&self) -> bool {
         self.expires.is_some_and(|exp| now_secs() >= exp)
     }
+
+    /// How long until it expires (`None`: never; zero: already).
+    pub fn expires_in(&self) -> Option<Duration> {
+        let exp = UNIX_EPOCH.checked_add(Duration::from_secs(self.expires?))?;
+        Some(
+            exp.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO),
+        )
+    }
 }
 
 /// Why a token was refused, with its protocol error code.
@@ -115,27 +132,51 @@ pub struct AuthError {
 pub struct Authenticator {
     key: Option<DecodingKey>,
     validation: Validation,
+    clock_skew: u64,
+    max_lifetime: u64,
 }
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
             .field("enabled", &self.key.is_some())
+            .field("clock_skew", &self.clock_skew)
+            .field("max_lifetime", &self.max_lifetime)
             .finish()
     }
 }
 
 impl Authenticator {
-    /// An authenticator for `config`.
+    /// An authenticator for `config`, allowing 30 s of clock skew on `nbf`
+    /// and tokens valid for at most 30 days ([`Authenticator::with_policy`]
+    /// changes both).
     pub fn new(config: &AuthConfig) -> Authenticator {
         let mut validation = Validation::new(Algorithm::HS256);
+        // `exp` and `nbf` are checked in `verify`, for their own error
+        // codes and leeways; the signature and `exp`'s presence here.
         validation.leeway = 0;
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_required_spec_claims(&["exp"]);
         let key = match config {
             AuthConfig::Insecure => None,
             AuthConfig::Hs256 { secret } => Some(DecodingKey::from_secret(secret)),
         };
-        Authenticator { key, validation }
+        Authenticator {
+            key,
+            validation,
+            clock_skew: 30,
+            max_lifetime: 30 * 24 * 3600,
+        }
+    }
+
+    /// Sets the clock skew allowed on `nbf` and the longest a token may
+    /// still be valid (`exp` further ahead is refused), both rounded down
+    /// to whole seconds.
+    pub fn with_policy(mut self, clock_skew: Duration, max_lifetime: Duration) -> Authenticator {
+        self.clock_skew = clock_skew.as_secs();
+        self.max_lifetime = max_lifetime.as_secs();
+        self
     }
 
     /// Whether tokens are checked at all.
@@ -157,16 +198,28 @@ impl Authenticator {
         match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
             Ok(data) => {
                 let claims = data.claims;
-                let grant = Grant {
+                let now = now_secs();
+                if claims.exp <= now {
+                    return Err(expired());
+                }
+                if claims.exp - now > self.max_lifetime {
+                    return Err(unauthorized(format!(
+                        "token valid for longer than the relay allows ({} s)",
+                        self.max_lifetime
+                    )));
+                }
+                if claims
+                    .nbf
+                    .is_some_and(|nbf| nbf > now.saturating_add(self.clock_skew))
+                {
+                    return Err(unauthorized("token not valid yet (nbf)".into()));
+                }
+                Ok(Grant {
                     subject: claims.sub,
                     docs: claims.docs,
                     write: claims.write,
                     expires: Some(claims.exp),
-                };
-                if grant.expired() {
-                    return Err(expired());
-                }
-                Ok(grant)
+                })
             }
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(expired()),
             Err(e) => Err(AuthError {
@@ -174,6 +227,13 @@ impl Authenticator {
                 message: format!("invalid token: {e}"),
             }),
         }
+    }
+}
+
+fn unauthorized(message: String) -> AuthError {
+    AuthError {
+        code: ErrorCode::Unauthorized,
+        message,
     }
 }
 

@@ -1,31 +1,60 @@
 //! One client connection: the handshake, the frames it sends, and the
 //! frames queued for it.
 //!
-//! A single task per connection reads frames, dispatches them to document
-//! tasks, and writes what those tasks queued ([`crate::outbound`]). Replies
+//! A reader task reads frames and dispatches them to document tasks; a
+//! writer task writes what those tasks queued ([`crate::outbound`]). Replies
 //! that the connection itself makes (pongs, refusals) go through the same
 //! queue, so each document's acks and errors keep their order. Errors of
 //! connection scope are written last, after whatever was already queued,
 //! and close the connection.
+//!
+//! Deadlines, each closing the connection with its code:
+//! - `Hello` within `hello_timeout` of the upgrade (`HandshakeTimeout` 13);
+//! - a message whose first bytes arrived completes within
+//!   `message_timeout` (13), and no message is larger than its limit
+//!   (`FrameTooLarge` 2): enforced on the read side, [`crate::ws`];
+//! - the token's `exp` (`TokenExpired` 7), by a timer, whatever the client
+//!   sends;
+//! - `idle_timeout_ms` without a protocol frame (`IdleTimeout` 10):
+//!   WebSocket pings and pongs are not activity (the protocol has its own
+//!   `Ping`/`Pong` frames).
+//!
+//! Rates per connection: `Update` (`RateLimited` 200 per update),
+//! `Subscribe` (`SubscribeRateLimited` 104 per document) and `Presence`:
+//! over its rate, presence is coalesced — only the latest state of each
+//! document waits, and it is sent when the bucket allows, so the latest
+//! state is never lost.
+//!
+//! Closing writes the error frame and a close frame, shuts the write side,
+//! then reads and discards what the client still sends (until its Close
+//! frame, EOF or `LINGER`), so the error frame is not lost to a TCP reset
+//! while the client is still sending (a large message, say).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::stream::SplitSink;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::{debug, info};
-use weft_protocol::{DocId, ErrorCode, ErrorScope, Frame, Handshake, PeerId, Role};
+use weft_core::{DecodeError, DocError, Update};
+use weft_protocol::{DocId, ErrorCode, ErrorScope, Frame, Handshake, PeerId, PresenceState, Role};
 
 use crate::admission::{Admitted, TokenBucket};
 use crate::auth::Grant;
-use crate::document::{DocCmd, UpdateCmd};
+use crate::document::{update_limits, DocCmd, UpdateCmd};
 use crate::metrics;
 use crate::outbound::{self, Outbound, OutboundRx};
 use crate::state::Shared;
+use crate::ws::{Socket, Verdict};
 
 static NEXT_PEER: AtomicU64 = AtomicU64::new(1);
 
@@ -33,6 +62,11 @@ static NEXT_PEER: AtomicU64 = AtomicU64::new(1);
 const WRITE_BATCH: usize = 64;
 /// How long closing may take before the socket is just dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a closed connection keeps reading (and discarding) what the
+/// client still sends, waiting for its Close frame.
+const LINGER: Duration = Duration::from_secs(1);
+/// A timer that is not armed.
+const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// What the reader decided about the connection.
 enum Next {
@@ -48,16 +82,24 @@ struct Conn {
     grant: Option<Grant>,
     docs: HashSet<DocId>,
     bucket: TokenBucket,
+    subscribes: TokenBucket,
+    presence: TokenBucket,
+    /// Presence over the rate: the latest state per document, sent in the
+    /// order the documents first waited.
+    presence_waiting: HashMap<DocId, Option<PresenceState>>,
+    presence_order: VecDeque<DocId>,
 }
 
 /// Serves one upgraded WebSocket until it closes. `admitted` is `None` when
-/// admission limits refused it: it then only gets `ServerBusy`.
+/// admission limits refused it: it then only gets `ServerBusy`. `verdict`
+/// is where the socket's read-side guard records why it stopped reading.
 ///
 /// Reading and writing are two tasks, so a client that sends faster than
 /// its document stores never stops receiving its acks.
 pub(crate) async fn serve(
     state: Shared,
-    socket: WebSocket,
+    socket: Socket,
+    verdict: Verdict,
     admitted: Option<Admitted>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -72,7 +114,7 @@ pub(crate) async fn serve(
     let writer = tokio::spawn(write_loop(sink, rx, state.clone()));
     if admitted.is_none() {
         out.kill(ErrorCode::ServerBusy, "too many connections");
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer).await;
+        finish(writer, stream).await;
         return;
     }
     state.meters.connections.increment(1.0);
@@ -87,10 +129,25 @@ pub(crate) async fn serve(
         grant: None,
         docs: HashSet::new(),
         bucket: TokenBucket::new(limits.updates_per_sec, limits.update_burst),
+        subscribes: TokenBucket::new(limits.subscribes_per_sec, limits.subscribe_burst),
+        presence: TokenBucket::new(limits.presence_per_sec, limits.presence_burst),
+        presence_waiting: HashMap::new(),
+        presence_order: VecDeque::new(),
     };
-    let idle_timer = tokio::time::sleep(idle);
-    tokio::pin!(idle_timer);
+    let now = tokio::time::Instant::now();
+    let idle_timer = tokio::time::sleep_until(now + idle);
+    let hello_timer = tokio::time::sleep_until(now + limits.hello_timeout.min(FAR));
+    let expiry_timer = tokio::time::sleep_until(now + FAR);
+    let presence_timer = tokio::time::sleep_until(now + FAR);
+    tokio::pin!(idle_timer, hello_timer, expiry_timer, presence_timer);
+    let mut expiry_armed = false;
     loop {
+        let presence_due = conn.presence_due();
+        if let Some(due) = presence_due {
+            if presence_timer.is_elapsed() || presence_timer.deadline() > due {
+                presence_timer.as_mut().reset(due);
+            }
+        }
         tokio::select! {
             biased;
             _ = killed.wait() => break,
@@ -98,22 +155,52 @@ pub(crate) async fn serve(
                 conn.out.kill(ErrorCode::ShuttingDown, "the relay is shutting down");
                 break;
             }
+            () = &mut hello_timer, if conn.grant.is_none() => {
+                conn.out.kill(ErrorCode::HandshakeTimeout, "no Hello in time");
+                break;
+            }
+            () = &mut expiry_timer, if expiry_armed => {
+                conn.out.kill(ErrorCode::TokenExpired, "token expired");
+                break;
+            }
+            () = &mut presence_timer, if presence_due.is_some() => {
+                conn.flush_presence().await;
+            }
             msg = stream.next() => {
-                idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
                 let close = match msg {
-                    Some(Ok(Message::Binary(bytes))) => match conn.frame(&bytes).await {
-                        Next::Continue => continue,
-                        Next::Close(code, reason) => Some((code, reason)),
-                    },
+                    Some(Ok(Message::Binary(bytes))) => {
+                        // Only protocol frames are activity.
+                        idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
+                        match conn.frame(&bytes).await {
+                            Next::Continue => {
+                                if !expiry_armed {
+                                    if let Some(left) = conn.grant.as_ref().and_then(Grant::expires_in) {
+                                        expiry_timer
+                                            .as_mut()
+                                            .reset(tokio::time::Instant::now() + left.min(FAR));
+                                        expiry_armed = true;
+                                    }
+                                }
+                                continue;
+                            }
+                            Next::Close(code, reason) => Some((code, reason)),
+                        }
+                    }
                     Some(Ok(Message::Text(_))) => {
                         Some((ErrorCode::BadFrame, "text messages are not frames".to_owned()))
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Err(e)) if too_large(&e) => Some((
-                        ErrorCode::FrameTooLarge,
-                        format!("message larger than {} bytes", limits.wire.max_frame_bytes),
-                    )),
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => None,
+                    // WebSocket control frames: answered by the codec, and
+                    // not activity.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                    Some(Err(e)) => match verdict.get() {
+                        Some(v) => Some((v.code(), v.reason())),
+                        None if too_large(&e) => Some((
+                            ErrorCode::FrameTooLarge,
+                            format!("message larger than {} bytes", limits.wire.max_frame_bytes),
+                        )),
+                        None => None,
+                    },
+                    Some(Ok(Message::Close(_))) | None => None,
                 };
                 match close {
                     Some((code, reason)) => conn.out.kill(code, &reason),
@@ -130,7 +217,7 @@ pub(crate) async fn serve(
     debug!(peer = peer.0, "connection ending");
     conn.leave_all().await;
     drop(conn);
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT * 2, writer).await;
+    finish(writer, stream).await;
     drop(admitted);
 }
 
@@ -140,21 +227,43 @@ impl Drop for Conn {
     }
 }
 
-/// Whether a read failed because the message exceeded the size limit.
-fn too_large(e: &axum::Error) -> bool {
-    use std::error::Error as _;
-    matches!(
-        e.source()
-            .and_then(|s| s.downcast_ref::<tungstenite::Error>()),
-        Some(tungstenite::Error::Capacity(_))
-    )
+/// Whether a read failed because the codec found the message over its
+/// size limit (a backstop: the read-side guard refuses it first).
+fn too_large(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Capacity(_))
 }
 
-type Sink = SplitSink<WebSocket, Message>;
+type Sink = SplitSink<Socket, Message>;
+
+/// Waits for the writer to write what it must and close, then shuts the
+/// socket's write side and reads what the client still sends, until its
+/// Close frame, EOF, or `LINGER`.
+async fn finish(writer: JoinHandle<Sink>, stream: SplitStream<Socket>) {
+    let sink = match tokio::time::timeout(CLOSE_TIMEOUT * 2, writer).await {
+        Ok(Ok(sink)) => sink,
+        _ => return,
+    };
+    let Ok(mut socket) = stream.reunite(sink) else {
+        return;
+    };
+    let io = socket.get_mut();
+    io.drain();
+    let linger = async {
+        let _ = io.shutdown().await;
+        let mut buf = vec![0u8; 4096];
+        while !io.close_received() {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, linger).await;
+}
 
 /// Writes queued frames until the connection is killed (then the error
-/// frame and a close) or every sender is gone.
-async fn write_loop(mut sink: Sink, mut rx: OutboundRx, state: Shared) {
+/// frame and a close) or every sender is gone; returns the sink.
+async fn write_loop(mut sink: Sink, mut rx: OutboundRx, state: Shared) -> Sink {
     let killed = rx.kill_switch();
     loop {
         tokio::select! {
@@ -167,15 +276,15 @@ async fn write_loop(mut sink: Sink, mut rx: OutboundRx, state: Shared) {
                 } else {
                     let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
                 }
-                return;
+                return sink;
             }
             frame = rx.recv() => {
                 let Some(frame) = frame else {
                     let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
-                    return;
+                    return sink;
                 };
                 if write(&mut sink, &mut rx, frame, &state).await.is_err() {
-                    return;
+                    return sink;
                 }
             }
         }
@@ -188,7 +297,7 @@ async fn write(
     rx: &mut OutboundRx,
     first: Bytes,
     state: &Shared,
-) -> Result<(), axum::Error> {
+) -> Result<(), tungstenite::Error> {
     let mut frames = 1u64;
     let mut bytes = first.len() as u64;
     sink.feed(Message::Binary(first)).await?;
@@ -216,7 +325,7 @@ async fn close(sink: &mut Sink, rx: &mut OutboundRx, code: ErrorCode, reason: &s
         sink.feed(Message::Binary(Bytes::from(error.encode())))
             .await?;
         sink.send(Message::Close(Some(CloseFrame {
-            code: close_code(code),
+            code: CloseCode::from(close_code(code)),
             reason: code.name().into(),
         })))
         .await
@@ -231,7 +340,8 @@ fn close_code(code: ErrorCode) -> u16 {
     match code {
         ErrorCode::Unauthorized | ErrorCode::TokenExpired => 1008,
         ErrorCode::ServerBusy | ErrorCode::SlowConsumer => 1013,
-        ErrorCode::ShuttingDown | ErrorCode::IdleTimeout => 1001,
+        ErrorCode::ShuttingDown | ErrorCode::IdleTimeout | ErrorCode::HandshakeTimeout => 1001,
+        ErrorCode::FrameTooLarge => 1009,
         ErrorCode::Internal => 1011,
         _ => 1002,
     }
@@ -293,10 +403,7 @@ impl Conn {
                 Next::Continue
             }
             Frame::Unsubscribe { doc } => {
-                if self.docs.remove(&doc) {
-                    let leave = DocCmd::Leave { peer: self.peer };
-                    self.state.hub.send_if_loaded(&doc, leave).await;
-                }
+                self.leave(&doc).await;
                 Next::Continue
             }
             Frame::Update { doc, seq, update } => {
@@ -304,18 +411,7 @@ impl Conn {
                 Next::Continue
             }
             Frame::Presence { doc, state } => {
-                if self.docs.contains(&doc) {
-                    self.send(
-                        &doc,
-                        DocCmd::Presence {
-                            peer: self.peer,
-                            state,
-                        },
-                    )
-                    .await;
-                } else {
-                    self.refuse(ErrorCode::NotSubscribed, &doc, None, "not subscribed");
-                }
+                self.presence(doc, state).await;
                 Next::Continue
             }
             other => Next::Close(
@@ -358,6 +454,17 @@ impl Conn {
                 &doc,
                 None,
                 "no access to this document",
+            );
+            return;
+        }
+        if !self.subscribes.take() {
+            // Document scope: a subscribed document no longer is.
+            self.leave(&doc).await;
+            self.refuse(
+                ErrorCode::SubscribeRateLimited,
+                &doc,
+                None,
+                "too many subscriptions too fast; subscribe again later",
             );
             return;
         }
@@ -412,19 +519,46 @@ impl Conn {
         } else {
             None
         };
+        let update = match refused {
+            Some((code, message)) => Err((code, message.to_owned())),
+            None => self.decode_update(update).await,
+        };
+        let subject = self
+            .grant
+            .as_ref()
+            .map_or_else(|| Arc::from(""), |g| Arc::from(g.subject.as_str()));
         let cmd = DocCmd::Update(UpdateCmd {
             peer: self.peer,
+            subject,
             seq,
-            update: if refused.is_some() {
-                Vec::new()
-            } else {
-                update
-            },
+            update,
             out: self.out.clone(),
             received: Instant::now(),
-            refused,
         });
         self.send(&doc, cmd).await;
+    }
+
+    /// Decodes and checks an update once, for everything after it (the
+    /// document, the store, fan-out); large ones on the blocking pool, since
+    /// a small input may inflate up to `max_update_decoded_bytes`.
+    async fn decode_update(&self, bytes: Vec<u8>) -> Result<Update, (ErrorCode, String)> {
+        let limits = update_limits(&self.state.limits);
+        // Anything that may inflate past the heavy threshold is heavy.
+        let may_produce = bytes.len().saturating_mul(1040);
+        let decoded = self
+            .state
+            .heavy
+            .run_sized(may_produce, move || Update::decode(bytes, &limits))
+            .await;
+        match decoded {
+            Some(Ok(update)) => Ok(update),
+            Some(Err(DocError::Decode(DecodeError::DecodedTooLarge { max }))) => Err((
+                ErrorCode::UpdateTooLarge,
+                format!("the update inflates past {max} bytes"),
+            )),
+            Some(Err(e)) => Err((ErrorCode::UpdateRejected, e.to_string())),
+            None => Err((ErrorCode::Internal, "decoding the update failed".to_owned())),
+        }
     }
 
     /// Sends a command to `doc`'s task; `None` (after telling the client)
@@ -436,10 +570,71 @@ impl Conn {
                 ErrorCode::DocUnavailable,
                 doc,
                 None,
-                "the relay is shutting down",
+                "document unavailable: the relay is shutting down or has its cap of open documents in use",
             );
         }
         sent
+    }
+
+    /// Unsubscribes `doc` if it was subscribed (its presence expires
+    /// there, and any presence still waiting for it is dropped).
+    async fn leave(&mut self, doc: &DocId) {
+        if self.presence_waiting.remove(doc).is_some() {
+            self.presence_order.retain(|d| d != doc);
+        }
+        if self.docs.remove(doc) {
+            let leave = DocCmd::Leave { peer: self.peer };
+            self.state.hub.send_if_loaded(doc, leave).await;
+        }
+    }
+
+    /// A `Presence` frame: sent on if the presence bucket allows and
+    /// nothing waits; otherwise it replaces (or becomes) the state waiting
+    /// for its document.
+    async fn presence(&mut self, doc: DocId, state: Option<PresenceState>) {
+        if !self.docs.contains(&doc) {
+            return self.refuse(ErrorCode::NotSubscribed, &doc, None, "not subscribed");
+        }
+        if let Some(waiting) = self.presence_waiting.get_mut(&doc) {
+            *waiting = state;
+            self.state.meters.presence_coalesced.increment(1);
+            return;
+        }
+        if self.presence_order.is_empty() && self.presence.take() {
+            let cmd = DocCmd::Presence {
+                peer: self.peer,
+                state,
+            };
+            self.send(&doc, cmd).await;
+            return;
+        }
+        self.presence_waiting.insert(doc.clone(), state);
+        self.presence_order.push_back(doc);
+    }
+
+    /// When waiting presence may be sent (`None`: nothing waits).
+    fn presence_due(&mut self) -> Option<tokio::time::Instant> {
+        if self.presence_order.is_empty() {
+            return None;
+        }
+        Some(tokio::time::Instant::now() + self.presence.wait())
+    }
+
+    /// Sends waiting presence while the bucket allows.
+    async fn flush_presence(&mut self) {
+        while let Some(doc) = self.presence_order.pop_front() {
+            if !self.presence.take() {
+                self.presence_order.push_front(doc);
+                return;
+            }
+            if let Some(state) = self.presence_waiting.remove(&doc) {
+                let cmd = DocCmd::Presence {
+                    peer: self.peer,
+                    state,
+                };
+                self.send(&doc, cmd).await;
+            }
+        }
     }
 
     /// Leaves every subscribed document (presence expires there).

@@ -4,84 +4,104 @@
 //! |---|---|
 //! | `GET /ws` | WebSocket upgrade; then the protocol of `docs/protocol.md` §7 |
 //! | `GET /healthz` | `200 ok` while serving, `503` once shutting down |
-//! | `GET /metrics` | Prometheus text format |
-//! | `GET /v1/docs/{doc}/snapshot` | the document's current snapshot (`Doc::save` bytes) for backups; needs a token with read access to `doc` (`Authorization: Bearer …`) unless auth is off |
+//! | `GET /metrics` | Prometheus text format; with a metrics token, only for `Authorization: Bearer <token>`; with a metrics address, served there and not on the public one |
+//! | `GET /v1/docs/{doc}/snapshot` | the document's current snapshot (`Doc::save` bytes) for backups; needs a token with read access to `doc` (`Authorization: Bearer …`) unless auth is off; `404` for a document the store does not hold |
+//!
+//! The public router is served on [`crate::listener::GuardedListener`]:
+//! every socket is admitted at accept and must be upgraded within
+//! `upgrade_timeout` (plain HTTP requests answered within it).
 
-use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::{oneshot, watch};
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
 use tokio_util::task::TaskTracker;
+use tracing::debug;
 use weft_protocol::{DocId, ErrorCode};
 
 use crate::admission::Admission;
 use crate::connection;
 use crate::document::DocCmd;
+use crate::listener::Peer;
 use crate::state::Shared;
-
-/// Read buffer per connection: small, so idle connections stay cheap
-/// (tungstenite allocates it up front; bigger messages are read in several
-/// passes).
-const READ_BUFFER: usize = 4096;
-/// Frames are written when this much is buffered, or at each flush.
-const WRITE_BUFFER: usize = 16 * 1024;
+use crate::ws::{self, FrameWatch, WatchLimits};
 
 /// Everything the handlers need.
 #[derive(Clone, Debug)]
 pub(crate) struct AppState {
     pub(crate) relay: Shared,
-    pub(crate) admission: std::sync::Arc<Admission>,
+    pub(crate) admission: Arc<Admission>,
     pub(crate) prometheus: PrometheusHandle,
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Every connection task, so shutdown can wait for them.
     pub(crate) connections: TaskTracker,
+    /// Bearer token `/metrics` requires.
+    pub(crate) metrics_token: Option<Arc<str>>,
 }
 
-/// The router.
-pub(crate) fn router(app: AppState) -> Router {
-    Router::new()
+/// The public router (`/metrics` only when `with_metrics`).
+pub(crate) fn router(app: AppState, with_metrics: bool) -> Router {
+    let mut router = Router::new()
         .route("/ws", get(ws))
         .route("/healthz", get(healthz))
+        .route("/v1/docs/{doc}/snapshot", get(snapshot));
+    if with_metrics {
+        router = router.route("/metrics", get(prometheus));
+    }
+    router.with_state(app)
+}
+
+/// The operator's router, for a separate metrics address.
+pub(crate) fn metrics_router(app: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus))
-        .route("/v1/docs/{doc}/snapshot", get(snapshot))
         .with_state(app)
 }
 
 async fn ws(
     State(app): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    upgrade: WebSocketUpgrade,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    mut req: Request,
 ) -> Response {
+    let (response, on_upgrade) = match ws::handshake(&mut req) {
+        Ok(upgrade) => upgrade,
+        Err(refused) => return refused.into_response(),
+    };
     let limits = &app.relay.limits;
-    let admitted = app.admission.admit(
-        addr.ip(),
-        limits.max_connections,
-        limits.max_connections_per_ip,
-    );
-    // The WebSocket layer reads messages up to 1 MiB past the frame limit,
-    // so a frame just over it still gets a `FrameTooLarge` error frame;
-    // anything larger is not read at all and the connection just closes.
-    let max = limits.wire.max_frame_bytes as usize + (1 << 20);
-    upgrade
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(usize::MAX)
-        .max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| {
-            app.connections.track_future(connection::serve(
-                app.relay.clone(),
-                socket,
-                admitted,
-                app.shutdown.clone(),
-            ))
-        })
+    let admitted = app.admission.admit(limits.max_connections);
+    let config = ws::codec_config(limits);
+    let watch_limits = WatchLimits::new(limits);
+    let AppState {
+        relay,
+        shutdown,
+        connections,
+        ..
+    } = app;
+    connections.spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                debug!(addr = %peer.addr, error = %e, "upgrade failed");
+                return;
+            }
+        };
+        peer.upgraded();
+        drop(peer);
+        let (io, verdict) = FrameWatch::new(TokioIo::new(upgraded), watch_limits);
+        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+        connection::serve(relay, socket, verdict, admitted, shutdown).await;
+    });
+    response
 }
 
 async fn healthz(State(app): State<AppState>) -> Response {
@@ -92,12 +112,35 @@ async fn healthz(State(app): State<AppState>) -> Response {
     }
 }
 
-async fn prometheus(State(app): State<AppState>) -> Response {
+async fn prometheus(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(expected) = &app.metrics_token {
+        if !bearer(&headers).is_some_and(|t| same(t.as_bytes(), expected.as_bytes())) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "a metrics token is required\n",
+            )
+                .into_response();
+        }
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.prometheus.render(),
     )
         .into_response()
+}
+
+/// The `Authorization: Bearer …` token.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// Compares secrets in time independent of where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn snapshot(
@@ -108,17 +151,24 @@ async fn snapshot(
     let Ok(doc) = DocId::new(doc) else {
         return (StatusCode::BAD_REQUEST, "invalid document id\n").into_response();
     };
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match app.relay.auth.verify(token) {
+    match app.relay.auth.verify(bearer(&headers)) {
         Ok(grant) if grant.may_read(doc.as_str()) => {}
         Ok(_) => return (StatusCode::FORBIDDEN, "no access to this document\n").into_response(),
         Err(e) => return (StatusCode::UNAUTHORIZED, format!("{}\n", e.message)).into_response(),
     }
-    let (reply, answer) = oneshot::channel();
     let relay = &app.relay;
+    // Asking the document task would create an empty document: check the
+    // store first (a document exists once an update was stored).
+    let store = relay.store.clone();
+    let key = doc.as_str().to_owned();
+    match tokio::task::spawn_blocking(move || store.stats(&key)).await {
+        Ok(Ok(Some(_))) => {}
+        Ok(Ok(None)) => return (StatusCode::NOT_FOUND, "no such document\n").into_response(),
+        Ok(Err(_)) | Err(_) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+        }
+    }
+    let (reply, answer) = oneshot::channel();
     if relay
         .hub
         .send(relay, &doc, DocCmd::Snapshot { reply })

@@ -14,9 +14,13 @@
 //!   without bound;
 //! - authentication with HS256 JWTs ([`auth`]), or none
 //!   ([`AuthConfig::Insecure`], `--insecure-no-auth`);
-//! - limits on frame size, documents per connection, connections (total
-//!   and per IP) and update rate ([`ServerLimits`]);
-//! - `/healthz`, `/metrics` (Prometheus), `/v1/docs/{doc}/snapshot`.
+//! - limits on frame size, documents per connection, connections (total,
+//!   per IP and not yet upgraded, the last two at accept), deadlines for
+//!   the upgrade, `Hello` and every started message, token expiry by a
+//!   timer, and the rates of updates, subscriptions and presence
+//!   ([`ServerLimits`]);
+//! - `/healthz`, `/metrics` (Prometheus; optionally behind a token or on a
+//!   separate address), `/v1/docs/{doc}/snapshot`.
 //!
 //! Start a relay on an ephemeral port with an in-memory store, and stop it:
 //!
@@ -38,11 +42,15 @@ mod config;
 mod connection;
 mod document;
 mod error;
+mod heavy;
 mod http;
 mod hub;
+mod listener;
 pub mod metrics;
 mod outbound;
+mod owners;
 mod state;
+mod ws;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -54,6 +62,8 @@ use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 use weft_persist::{MemoryStore, Options, SqliteStore, Store};
+
+use crate::listener::{GuardedListener, Peer};
 
 pub use config::{AuthConfig, RelayConfig, ServerLimits};
 pub use error::RelayError;
@@ -74,55 +84,82 @@ pub struct Relay {
     state: Arc<RelayState>,
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
+    metrics_server: Option<(SocketAddr, JoinHandle<()>)>,
     connections: TaskTracker,
     grace: std::time::Duration,
+    /// The SQLite store, to checkpoint its WAL at shutdown.
+    sqlite: Option<SqliteStore>,
 }
 
 impl Relay {
     /// Opens the store, binds `config.listen` and starts serving.
     pub async fn start(config: RelayConfig) -> Result<Relay, RelayError> {
         let prometheus = metrics::install()?;
-        let store: Arc<dyn Store> = match &config.data {
-            Some(dir) => Arc::new(open_store(dir).await?),
-            None => Arc::new(MemoryStore::new()),
+        let (store, sqlite): (Arc<dyn Store>, _) = match &config.data {
+            Some(dir) => {
+                let sqlite = open_store(dir).await?;
+                (Arc::new(sqlite.clone()), Some(sqlite))
+            }
+            None => (Arc::new(MemoryStore::new()), None),
         };
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| RelayError::Listen {
-                    addr: config.listen,
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| RelayError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+        let listen_error = |addr| move |source| RelayError::Listen { addr, source };
+        let listener = listener::bind(config.listen, config.listen_backlog)
+            .map_err(listen_error(config.listen))?;
+        let addr = listener.local_addr().map_err(listen_error(config.listen))?;
+        let metrics_listener = match config.metrics_listen {
+            Some(at) => Some(TcpListener::bind(at).await.map_err(listen_error(at))?),
+            None => None,
+        };
+        let limits = &config.limits;
         let state = Arc::new(RelayState {
             store,
             hub: Hub::new(),
-            limits: config.limits.clone(),
-            auth: Authenticator::new(&config.auth),
+            limits: limits.clone(),
+            auth: Authenticator::new(&config.auth)
+                .with_policy(limits.token_clock_skew, limits.max_token_lifetime),
             meters: metrics::Meters::new(),
             server_name: config.server_name.clone(),
+            heavy: heavy::Heavy::new(limits.max_heavy_jobs, limits.heavy_work_bytes),
         });
         let (stop, stopped) = watch::channel(false);
         let connections = TaskTracker::new();
-        let app = http::router(http::AppState {
+        let admission = Arc::new(Admission::new(
+            limits.max_connections_per_ip,
+            limits.max_pending_connections,
+        ));
+        let app = http::AppState {
             relay: state.clone(),
-            admission: Arc::new(Admission::default()),
+            admission: admission.clone(),
             prometheus,
             shutdown: stopped.clone(),
             connections: connections.clone(),
-        });
+            metrics_token: config.metrics_token.as_deref().map(Arc::from),
+        };
+        let metrics_server = match metrics_listener {
+            Some(listener) => {
+                let at = listener.local_addr().map_err(listen_error(config.listen))?;
+                let router = http::metrics_router(app.clone());
+                let mut until = stopped.clone();
+                let server = tokio::spawn(async move {
+                    let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                        let _ = until.wait_for(|s| *s).await;
+                    });
+                    if let Err(e) = serve.await {
+                        warn!(error = %e, "metrics server stopped with an error");
+                    }
+                });
+                info!(addr = %at, "metrics listening");
+                Some((at, server))
+            }
+            None => None,
+        };
+        let router = http::router(app, metrics_server.is_none());
+        let listener = GuardedListener::new(listener, admission, limits.upgrade_timeout);
         let mut until = stopped.clone();
         let server = tokio::spawn(async move {
-            // Frames are small and latency-bound: no Nagle delay.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
             let serve = axum::serve(
                 listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
+                router.into_make_service_with_connect_info::<Peer>(),
             )
             .with_graceful_shutdown(async move {
                 let _ = until.wait_for(|s| *s).await;
@@ -137,14 +174,22 @@ impl Relay {
             state,
             stop,
             server,
+            metrics_server,
             connections,
             grace: config.shutdown_grace,
+            sqlite,
         })
     }
 
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The bound metrics address, when `/metrics` has its own
+    /// ([`RelayConfig::metrics_listen`]).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(|(addr, _)| *addr)
     }
 
     /// How many documents are loaded in memory right now.
@@ -154,13 +199,19 @@ impl Relay {
 
     /// Stops gracefully: stops accepting, closes every connection with
     /// `ShuttingDown` (after what was queued for it), lets every document
-    /// finish storing what it received, and closes the store.
+    /// finish storing what it received, and checkpoints the store's WAL
+    /// into the database file.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         // axum's graceful shutdown waits for HTTP connections; upgraded
         // WebSockets watch the same signal and close themselves.
         if tokio::time::timeout(self.grace, self.server).await.is_err() {
             warn!("HTTP connections did not close within the grace period");
+        }
+        if let Some((_, server)) = self.metrics_server {
+            if tokio::time::timeout(self.grace, server).await.is_err() {
+                warn!("metrics connections did not close within the grace period");
+            }
         }
         self.connections.close();
         if tokio::time::timeout(self.grace, self.connections.wait())
@@ -174,6 +225,18 @@ impl Relay {
             .is_err()
         {
             warn!("documents did not finish within the grace period");
+        }
+        if let Some(sqlite) = self.sqlite {
+            // Everything stored is in the WAL; fold it into the database
+            // file so the next start (or a backup of the file) need not
+            // replay it. Other handles may still be open: this is a
+            // checkpoint, not a close.
+            match tokio::task::spawn_blocking(move || sqlite.checkpoint()).await {
+                Ok(Ok(true)) => info!("store checkpointed"),
+                Ok(Ok(false)) => warn!("WAL checkpoint incomplete: the store was busy"),
+                Ok(Err(e)) => warn!(error = %e, "WAL checkpoint failed"),
+                Err(e) => warn!(error = %e, "WAL checkpoint task failed"),
+            }
         }
         info!("weft-relay stopped");
     }

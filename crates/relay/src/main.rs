@@ -56,14 +56,7 @@ impl Secret {
         match (&self.jwt_secret, &self.jwt_secret_file) {
             (Some(_), Some(_)) => Err("give --jwt-secret or --jwt-secret-file, not both".into()),
             (Some(s), None) => Ok(Some(s.as_bytes().to_vec())),
-            (None, Some(path)) => {
-                let mut bytes = std::fs::read(path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                    bytes.pop();
-                }
-                Ok(Some(bytes))
-            }
+            (None, Some(path)) => read_secret(path).map(Some),
             (None, None) => Ok(None),
         }
         .and_then(|s| match s {
@@ -143,9 +136,79 @@ struct ServeArgs {
     /// Seconds a document without subscribers stays loaded.
     #[arg(long, env = "WEFT_DOC_IDLE_UNLOAD_SECS")]
     doc_idle_unload_secs: Option<u64>,
+    /// Sockets accepted but not yet upgraded to a WebSocket, all addresses
+    /// together; more are closed at accept.
+    #[arg(long, env = "WEFT_MAX_PENDING_CONNECTIONS", default_value_t = defaults().max_pending_connections)]
+    max_pending_connections: usize,
+    /// Milliseconds from accept until the WebSocket upgrade; then the
+    /// socket is closed (plain HTTP requests must be answered within it).
+    #[arg(long, env = "WEFT_UPGRADE_TIMEOUT_MS", default_value_t = millis(defaults().upgrade_timeout))]
+    upgrade_timeout_ms: u64,
+    /// Milliseconds from the upgrade until `Hello`; then `HandshakeTimeout`.
+    #[arg(long, env = "WEFT_HELLO_TIMEOUT_MS", default_value_t = millis(defaults().hello_timeout))]
+    hello_timeout_ms: u64,
+    /// Milliseconds a started WebSocket message may take to complete; then
+    /// `HandshakeTimeout`.
+    #[arg(long, env = "WEFT_MESSAGE_TIMEOUT_MS", default_value_t = millis(defaults().message_timeout))]
+    message_timeout_ms: u64,
+    /// Largest message accepted before `Hello`, bytes.
+    #[arg(long, env = "WEFT_MAX_HELLO_BYTES", default_value_t = defaults().max_hello_bytes)]
+    max_hello_bytes: u32,
+    /// Sustained `Presence` frames per second per connection; more are
+    /// coalesced (the latest state per document is sent later).
+    #[arg(long, env = "WEFT_PRESENCE_PER_SEC", default_value_t = defaults().presence_per_sec)]
+    presence_per_sec: u32,
+    /// Burst of `Presence` frames per connection above the sustained rate.
+    #[arg(long, env = "WEFT_PRESENCE_BURST", default_value_t = defaults().presence_burst)]
+    presence_burst: u32,
+    /// Sustained `Subscribe` frames per second per connection; more get
+    /// `SubscribeRateLimited`.
+    #[arg(long, env = "WEFT_SUBSCRIBES_PER_SEC", default_value_t = defaults().subscribes_per_sec)]
+    subscribes_per_sec: u32,
+    /// Burst of `Subscribe` frames per connection above the sustained rate.
+    #[arg(long, env = "WEFT_SUBSCRIBE_BURST", default_value_t = defaults().subscribe_burst)]
+    subscribe_burst: u32,
+    /// Seconds of clock skew allowed on a token's `nbf` (not before).
+    #[arg(long, env = "WEFT_TOKEN_CLOCK_SKEW_SECS", default_value_t = defaults().token_clock_skew.as_secs())]
+    token_clock_skew_secs: u64,
+    /// Tokens whose `exp` lies further ahead than this many seconds are
+    /// refused (default 30 days).
+    #[arg(long, env = "WEFT_MAX_TOKEN_LIFETIME_SECS", default_value_t = defaults().max_token_lifetime.as_secs())]
+    max_token_lifetime_secs: u64,
+    /// Listen backlog of the public socket (the kernel also caps it at
+    /// net.core.somaxconn).
+    #[arg(long, env = "WEFT_LISTEN_BACKLOG", default_value_t = 1024)]
+    listen_backlog: u32,
+    /// Serve /metrics (and /healthz) on this address instead of the public
+    /// one, e.g. 127.0.0.1:9187. Recommended in production.
+    #[arg(long, env = "WEFT_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// File holding a token /metrics requires (`Authorization: Bearer
+    /// TOKEN`; trailing newline ignored). Without it /metrics is open.
+    #[arg(long, env = "WEFT_METRICS_TOKEN_FILE")]
+    metrics_token_file: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, env = "WEFT_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+}
+
+/// The library's defaults, shown in `--help`.
+fn defaults() -> ServerLimits {
+    ServerLimits::default()
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Reads a secret file, without its trailing newline.
+fn read_secret(path: &PathBuf) -> Result<Vec<u8>, String> {
+    let mut bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        bytes.pop();
+    }
+    Ok(bytes)
 }
 
 impl ServeArgs {
@@ -196,11 +259,36 @@ impl ServeArgs {
         if let Some(v) = self.doc_idle_unload_secs {
             limits.doc_idle_unload = Duration::from_secs(v);
         }
+        limits.max_pending_connections = self.max_pending_connections;
+        limits.upgrade_timeout = Duration::from_millis(self.upgrade_timeout_ms);
+        limits.hello_timeout = Duration::from_millis(self.hello_timeout_ms);
+        limits.message_timeout = Duration::from_millis(self.message_timeout_ms);
+        limits.max_hello_bytes = self.max_hello_bytes;
+        limits.presence_per_sec = self.presence_per_sec;
+        limits.presence_burst = self.presence_burst;
+        limits.subscribes_per_sec = self.subscribes_per_sec;
+        limits.subscribe_burst = self.subscribe_burst;
+        limits.token_clock_skew = Duration::from_secs(self.token_clock_skew_secs);
+        limits.max_token_lifetime = Duration::from_secs(self.max_token_lifetime_secs);
+        let metrics_token = match &self.metrics_token_file {
+            Some(path) => {
+                let token = String::from_utf8(read_secret(path)?)
+                    .map_err(|_| "the metrics token must be UTF-8".to_owned())?;
+                if token.is_empty() {
+                    return Err(format!("{} is empty", path.display()));
+                }
+                Some(token)
+            }
+            None => None,
+        };
         Ok(RelayConfig {
             listen: self.listen,
             data: Some(self.data.clone()),
             auth,
             limits,
+            listen_backlog: self.listen_backlog,
+            metrics_listen: self.metrics_listen,
+            metrics_token,
             ..RelayConfig::default()
         })
     }
@@ -239,6 +327,12 @@ fn token(args: &TokenArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.ttl > defaults().max_token_lifetime.as_secs() {
+        eprintln!(
+            "weft-relay token: note: relays refuse tokens valid for more than --max-token-lifetime-secs (default {})",
+            defaults().max_token_lifetime.as_secs()
+        );
+    }
     let claims = Claims::new(&args.sub, args.docs.clone(), args.write, args.ttl);
     match mint_token(&secret, &claims) {
         Ok(t) => {

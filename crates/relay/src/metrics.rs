@@ -42,6 +42,17 @@ pub const ERRORS: &str = "weft_relay_errors_total";
 /// Readers that fell behind and were caught up with a fresh diff (counter).
 pub const SLOW_READER_RESYNCS: &str = "weft_relay_slow_reader_resyncs_total";
 
+/// Sockets accepted and not yet upgraded to a WebSocket (gauge).
+pub const PENDING_CONNECTIONS: &str = "weft_relay_pending_connections";
+/// Sockets closed at accept, by `reason` label (`per_ip`, `pending`)
+/// (counter).
+pub const CONNECTIONS_REFUSED: &str = "weft_relay_connections_refused_total";
+/// Sockets closed because they were not upgraded in time (counter).
+pub const UPGRADE_TIMEOUTS: &str = "weft_relay_upgrade_timeouts_total";
+/// Presence states replaced by a newer one before they were sent, because
+/// the connection was over its presence rate (counter).
+pub const PRESENCE_COALESCED: &str = "weft_relay_presence_coalesced_total";
+
 static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 
 /// Installs (once) and returns the process-wide Prometheus recorder.
@@ -84,6 +95,31 @@ fn describe() {
         SLOW_READER_RESYNCS,
         "Slow readers caught up with a fresh diff"
     );
+    describe_gauge!(
+        PENDING_CONNECTIONS,
+        "Sockets accepted and not yet upgraded to a WebSocket"
+    );
+    describe_counter!(CONNECTIONS_REFUSED, "Sockets closed at accept, by reason");
+    describe_counter!(UPGRADE_TIMEOUTS, "Sockets not upgraded in time");
+    describe_counter!(
+        PRESENCE_COALESCED,
+        "Presence states replaced by a newer one before they were sent"
+    );
+}
+
+/// Sets the number of sockets waiting for their upgrade.
+pub(crate) fn pending_connections(n: usize) {
+    metrics::gauge!(PENDING_CONNECTIONS).set(n as f64);
+}
+
+/// Counts one socket closed at accept.
+pub(crate) fn connection_refused(reason: &'static str) {
+    metrics::counter!(CONNECTIONS_REFUSED, "reason" => reason).increment(1);
+}
+
+/// Counts one socket closed because it was not upgraded in time.
+pub(crate) fn upgrade_timeout() {
+    metrics::counter!(UPGRADE_TIMEOUTS).increment(1);
 }
 
 /// Counts one error frame sent with `code`.
@@ -108,6 +144,7 @@ pub(crate) struct Meters {
     pub(crate) queued_frames: Gauge,
     pub(crate) doc_queue_depth: Histogram,
     pub(crate) slow_reader_resyncs: Counter,
+    pub(crate) presence_coalesced: Counter,
 }
 
 impl Meters {
@@ -126,6 +163,7 @@ impl Meters {
             queued_frames: metrics::gauge!(QUEUED_FRAMES),
             doc_queue_depth: metrics::histogram!(DOC_QUEUE_DEPTH),
             slow_reader_resyncs: metrics::counter!(SLOW_READER_RESYNCS),
+            presence_coalesced: metrics::counter!(PRESENCE_COALESCED),
         }
     }
 }
