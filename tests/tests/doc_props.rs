@@ -6,6 +6,8 @@
 //! `PROPTEST_CASES`; failures are persisted next to this file in
 //! `doc_props.proptest-regressions`.
 
+#[path = "doc_props/claims.rs"]
+mod doc_props_claims;
 #[path = "doc_props/converge.rs"]
 mod doc_props_converge;
 #[path = "doc_props/errors.rs"]
