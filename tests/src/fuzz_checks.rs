@@ -274,3 +274,131 @@ pub fn decode_frame(data: &[u8]) {
         }
     }
 }
+
+/// A three-writer history (text, counter, set, map) used by `update_claims`.
+fn claims_history() -> Vec<Vec<u8>> {
+    let mut docs: Vec<Doc> = (1..=3)
+        .map(|r| Doc::new(ReplicaId::new(r)).with_clock(fixed_clock))
+        .collect();
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for round in 0..3u64 {
+        for i in 0..3 {
+            for u in &out {
+                let _ = docs[i].apply(u.as_slice());
+            }
+            let made = docs[i].transact(|tx| {
+                tx.text("t")?.insert(0, if i == 0 { "ab" } else { "ü" })?;
+                tx.counter("n")?.increment(round + 1)?;
+                if i == 1 {
+                    tx.set::<u8>("s")?.add(&(round as u8))?;
+                }
+                if i == 2 {
+                    tx.map("m")?.put("k", &round)?;
+                }
+                Ok(())
+            });
+            if let Ok(u) = made {
+                out.push(u);
+            }
+        }
+    }
+    out
+}
+
+/// Reads a small number from the script.
+fn take(script: &mut std::slice::Iter<'_, u8>) -> u64 {
+    let b = u64::from(script.next().copied().unwrap_or(0));
+    match b >> 6 {
+        0 => b & 0x3f,
+        1 => (b & 0x3f) << 8 | u64::from(script.next().copied().unwrap_or(0)),
+        2 => weft_core::doc::MAX_COUNTER - (b & 0x3f),
+        _ => u64::MAX - (b & 0x3f),
+    }
+}
+
+/// Target `update_claims`: `data` rewrites the claims of one update of a
+/// real three-writer history — versions, translation runs, replica names,
+/// changes dropped — and the forgery is applied to a fresh document and to
+/// one that holds the history. Never a panic; a refusal leaves the document
+/// unchanged; a document holding the history never takes a forgery of what
+/// it holds as new; `Update::decode` and `Doc::apply` agree on what is
+/// refused at decode; whatever is accepted survives save/load.
+pub fn update_claims(data: &[u8]) {
+    use weft_core::doc::forge::Forgery;
+    use weft_core::doc::{Kind, Limits, Path};
+    use weft_core::Update;
+    let history = claims_history();
+    let mut script = data.iter();
+    let pick = take(&mut script) as usize % history.len();
+    let Ok(mut f) = Forgery::from_update(&history[pick]) else {
+        return;
+    };
+    let replica = |n: u64| ReplicaId::new(1 + n % 4);
+    let paths = [
+        Path::root(),
+        Path::root().child("t", Kind::Text),
+        Path::root().child("n", Kind::Counter),
+        Path::root().child("s", Kind::Set),
+        Path::root().child("m", Kind::Map),
+    ];
+    for _ in 0..8 {
+        let Some(op) = script.next() else { break };
+        match op % 7 {
+            0 => {
+                let (r, n) = (replica(take(&mut script)), take(&mut script));
+                f.to_mut().set(r, n);
+            }
+            1 => {
+                let (r, n) = (replica(take(&mut script)), take(&mut script));
+                f.from_mut().set(r, n);
+            }
+            2 => f.drop_runs(),
+            3 => f.drop_changes(),
+            4 => {
+                let path = paths[take(&mut script) as usize % paths.len()].clone();
+                let r = replica(take(&mut script));
+                let (doc, val, count, step) = (
+                    take(&mut script),
+                    take(&mut script),
+                    take(&mut script),
+                    take(&mut script),
+                );
+                f.add_run(path, r, doc, val, count, step);
+            }
+            5 => f.shift_run_values(take(&mut script)),
+            _ => {
+                let (a, b) = (replica(take(&mut script)), replica(take(&mut script)));
+                f.rename_replica(a, b);
+            }
+        }
+    }
+    let forged = f.encode();
+    let mut fresh = Doc::new(ReplicaId::new(7)).with_clock(fixed_clock);
+    let mut holder = Doc::new(ReplicaId::new(8)).with_clock(fixed_clock);
+    for u in &history {
+        holder.apply(u).expect("the honest history applies");
+    }
+    let decoded = Update::decode(forged.clone(), &Limits::default());
+    for (doc, holds) in [(&mut fresh, false), (&mut holder, true)] {
+        let before = doc.save();
+        let version = doc.version().clone();
+        match doc.apply(&forged) {
+            Err(e) => {
+                assert_eq!(doc.save(), before, "a refused forgery changed the document");
+                if let weft_core::DocError::Decode(_) = e {
+                    assert!(decoded.is_err(), "Update::decode took what apply refused");
+                }
+            }
+            Ok(report) => {
+                assert!(decoded.is_ok(), "apply took what Update::decode refused");
+                if holds && version.dominates(decoded.as_ref().map(Update::to).unwrap_or(&version))
+                {
+                    assert_eq!(doc.save(), before, "a held transaction was overwritten");
+                }
+                let _ = report;
+                let again = Doc::load(&doc.save(), ReplicaId::new(9)).expect("saved doc loads");
+                assert_eq!(&again, &*doc);
+            }
+        }
+    }
+}

@@ -58,3 +58,8 @@ fn doc_converge_corpus_replays_clean() {
 fn decode_frame_corpus_replays_clean() {
     replay("decode_frame", weft_tests::fuzz_checks::decode_frame, 50);
 }
+
+#[test]
+fn update_claims_corpus_replays_clean() {
+    replay("update_claims", weft_tests::fuzz_checks::update_claims, 1);
+}
