@@ -175,6 +175,35 @@ struct ServeArgs {
     /// refused (default 30 days).
     #[arg(long, env = "WEFT_MAX_TOKEN_LIFETIME_SECS", default_value_t = defaults().max_token_lifetime.as_secs())]
     max_token_lifetime_secs: u64,
+    /// Largest size one update may inflate to once decoded, in bytes; more
+    /// gets `UpdateTooLarge`.
+    #[arg(long, env = "WEFT_MAX_UPDATE_DECODED_BYTES", default_value_t = defaults().max_update_decoded_bytes)]
+    max_update_decoded_bytes: usize,
+    /// Most replicas whose transactions one client update may carry.
+    #[arg(long, env = "WEFT_MAX_UPDATE_AUTHORS", default_value_t = defaults().max_update_authors)]
+    max_update_authors: usize,
+    /// Largest decoded size of one document, in bytes; updates past it get
+    /// `DocTooLarge`.
+    #[arg(long, env = "WEFT_MAX_DOC_BYTES", default_value_t = defaults().max_doc_bytes)]
+    max_doc_bytes: u64,
+    /// Documents loaded in memory at once; the least recently used idle one
+    /// is unloaded to make room.
+    #[arg(long, env = "WEFT_MAX_LOADED_DOCS", default_value_t = defaults().max_loaded_docs)]
+    max_loaded_docs: usize,
+    /// Updates one sender may have waiting for missing dependencies per
+    /// document; more get `MissingDependencies` (retried by the client).
+    #[arg(long, env = "WEFT_MAX_WAITING_UPDATES", default_value_t = defaults().max_waiting_updates)]
+    max_waiting_updates: usize,
+    /// Decoded bytes of one sender's waiting updates per document.
+    #[arg(long, env = "WEFT_MAX_WAITING_BYTES", default_value_t = defaults().max_waiting_bytes)]
+    max_waiting_bytes: usize,
+    /// Work on more decoded bytes than this (decode, diff, apply, snapshot)
+    /// runs on the blocking pool.
+    #[arg(long, env = "WEFT_HEAVY_WORK_BYTES", default_value_t = defaults().heavy_work_bytes)]
+    heavy_work_bytes: usize,
+    /// Heavy jobs running at once, relay-wide.
+    #[arg(long, env = "WEFT_MAX_HEAVY_JOBS", default_value_t = defaults().max_heavy_jobs)]
+    max_heavy_jobs: usize,
     /// Listen backlog of the public socket (the kernel also caps it at
     /// net.core.somaxconn).
     #[arg(long, env = "WEFT_LISTEN_BACKLOG", default_value_t = 1024)]
@@ -270,6 +299,14 @@ impl ServeArgs {
         limits.subscribe_burst = self.subscribe_burst;
         limits.token_clock_skew = Duration::from_secs(self.token_clock_skew_secs);
         limits.max_token_lifetime = Duration::from_secs(self.max_token_lifetime_secs);
+        limits.max_update_decoded_bytes = self.max_update_decoded_bytes;
+        limits.max_update_authors = self.max_update_authors;
+        limits.max_doc_bytes = self.max_doc_bytes;
+        limits.max_loaded_docs = self.max_loaded_docs.max(1);
+        limits.max_waiting_updates = self.max_waiting_updates;
+        limits.max_waiting_bytes = self.max_waiting_bytes;
+        limits.heavy_work_bytes = self.heavy_work_bytes;
+        limits.max_heavy_jobs = self.max_heavy_jobs.max(1);
         let metrics_token = match &self.metrics_token_file {
             Some(path) => {
                 let token = String::from_utf8(read_secret(path)?)
