@@ -4,15 +4,18 @@
 use crate::connection::SyncTask;
 use crate::link::{Command, Link};
 use crate::replica::ReplicaShared;
-use crate::{ClientEvent, ConnectionState, Error, Replica, Result, SyncConfig};
+use crate::{ClientEvent, ClientLimits, ConnectionState, Error, Replica, Result, SyncConfig};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
-use weft_core::{Doc, ReplicaId};
+use weft_core::{Doc, RandomUnavailable, ReplicaId};
 use weft_persist::{MemoryStore, Options, SqliteStore, Store};
 use weft_protocol::DocId;
+
+/// Where editing sessions get their replica ids.
+pub(crate) type ReplicaIds = fn() -> std::result::Result<ReplicaId, RandomUnavailable>;
 
 /// State shared by the [`Client`] and its sync task.
 #[derive(Debug)]
@@ -23,6 +26,10 @@ pub(crate) struct ClientShared {
     pub(crate) connection: watch::Sender<ConnectionState>,
     pub(crate) events: broadcast::Sender<ClientEvent>,
     pub(crate) token: Mutex<Option<String>>,
+    /// Limits for documents opened from now on.
+    pub(crate) limits: Mutex<ClientLimits>,
+    /// [`ReplicaId::try_random`]; replaced in unit tests only.
+    pub(crate) replica_ids: ReplicaIds,
 }
 
 impl ClientShared {
@@ -103,9 +110,55 @@ impl Client {
                 connection: watch::Sender::new(ConnectionState::Idle),
                 events,
                 token: Mutex::new(None),
+                limits: Mutex::new(ClientLimits::default()),
+                replica_ids: ReplicaId::try_random,
             }),
             sync: Mutex::new(None),
         }
+    }
+
+    /// Sets the limits on what a relay can make this client hold
+    /// ([`ClientLimits`]: per-update size and decoded size, waiting
+    /// updates, presence peers). Documents opened afterwards use them;
+    /// documents already open keep theirs.
+    ///
+    /// ```
+    /// use weft_client::{Client, ClientLimits};
+    /// let client = Client::in_memory().with_limits(ClientLimits::default().with_max_presence_peers(8));
+    /// assert_eq!(client.limits().max_presence_peers, 8);
+    /// ```
+    pub fn with_limits(self, limits: ClientLimits) -> Client {
+        self.set_limits(limits);
+        self
+    }
+
+    /// [`Client::with_limits`] on a shared client: applies to documents
+    /// opened from now on.
+    ///
+    /// ```
+    /// use weft_client::{Client, ClientLimits};
+    /// let client = Client::in_memory();
+    /// let mut limits = client.limits();
+    /// limits.doc.max_pending_updates = 256;
+    /// client.set_limits(limits);
+    /// let doc = client.replica("d").unwrap();
+    /// assert_eq!(doc.read(|d| d.limits().max_pending_updates), 256);
+    /// ```
+    pub fn set_limits(&self, limits: ClientLimits) {
+        *lock(&self.shared.limits) = ClientLimits {
+            max_presence_peers: limits.max_presence_peers.max(1),
+            ..limits
+        };
+    }
+
+    /// The limits documents are opened with.
+    ///
+    /// ```
+    /// use weft_client::{Client, ClientLimits};
+    /// assert_eq!(Client::in_memory().limits(), ClientLimits::default());
+    /// ```
+    pub fn limits(&self) -> ClientLimits {
+        *lock(&self.shared.limits)
     }
 
     /// A client over a SQLite store at `path` (created if missing).
@@ -159,9 +212,19 @@ impl Client {
 
     /// Opens document `doc` (loading it from the store, or empty if new)
     /// and, if connected, subscribes it. Opening an open document returns
-    /// the same replica. Each process edits under a fresh random
-    /// [`ReplicaId`], so two processes sharing a store can never reuse an
-    /// id. Blocks while the document loads.
+    /// the same replica. Each editing session (each open of a document by a
+    /// client) edits under a fresh random [`ReplicaId`] from the operating
+    /// system's random source, so two processes sharing a store can never
+    /// reuse an id; if that source fails, this returns
+    /// [`Error::RandomUnavailable`] rather than guess an id. Blocks while
+    /// the document loads.
+    ///
+    /// Loading never fails because of one stored record: records that
+    /// verified but do not replay are left out and reported
+    /// ([`Replica::skipped_records`],
+    /// [`ClientEvent::StoredRecordsSkipped`]); updates stored while
+    /// waiting for a dependency come back waiting. The document gets the
+    /// client's [`ClientLimits`] for what relays send it.
     ///
     /// ```
     /// use weft_client::Client;
@@ -179,20 +242,29 @@ impl Client {
                 shared: shared.clone(),
             });
         }
-        let replica = ReplicaId::random();
-        let loaded = self
-            .shared
-            .store
-            .load(id.as_str(), replica)?
-            .unwrap_or_else(|| Doc::new(replica));
+        let replica = (self.shared.replica_ids)()?;
+        let limits = self.limits();
+        let (doc, skipped) = match self.shared.store.load_report(id.as_str(), replica)? {
+            Some(report) => (report.doc, report.skipped),
+            None => (Doc::new(replica), Vec::new()),
+        };
+        for record in &skipped {
+            tracing::warn!(doc = %id, %record, "stored record skipped: it does not replay");
+        }
         let shared = Arc::new(ReplicaShared::new(
             id.clone(),
-            loaded,
+            doc.with_limits(limits.doc_limits()),
             self.shared.store.clone(),
             self.shared.link.clone(),
+            limits.max_presence_peers,
+            skipped.clone(),
         ));
-        replicas.insert(id, shared.clone());
+        replicas.insert(id.clone(), shared.clone());
         self.shared.link.send(Command::Open(shared.clone()));
+        if !skipped.is_empty() {
+            self.shared
+                .emit(ClientEvent::StoredRecordsSkipped { doc: id, skipped });
+        }
         Ok(Replica { shared })
     }
 
@@ -297,5 +369,34 @@ impl Drop for Client {
         if let Some(handle) = lock(&self.sync).take() {
             let _ = handle.stop.send(true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_random_source_is_an_error_not_a_guessed_id() {
+        let mut client = Client::in_memory();
+        let shared = Arc::get_mut(&mut client.shared).expect("not shared yet");
+        shared.replica_ids = || Err(RandomUnavailable("no entropy".into()));
+        match client.replica("d") {
+            Err(Error::RandomUnavailable(e)) => assert!(e.to_string().contains("no entropy")),
+            other => panic!("expected RandomUnavailable, got {other:?}"),
+        }
+        assert!(lock(&client.shared.replicas).is_empty(), "nothing opened");
+        assert!(client.store().list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn every_open_takes_a_fresh_replica_id() {
+        let client = Client::in_memory();
+        let a = client.replica("a").unwrap();
+        let b = client.replica("b").unwrap();
+        assert_ne!(a.shared.replica_id(), b.shared.replica_id());
+        let again = Client::with_store(client.store().clone());
+        let a2 = again.replica("a").unwrap();
+        assert_ne!(a.shared.replica_id(), a2.shared.replica_id());
     }
 }

@@ -1,7 +1,9 @@
-//! [`SyncConfig`]: which relay, which credentials, how to back off and batch.
+//! [`SyncConfig`]: which relay, which credentials, how to back off and
+//! batch; [`ClientLimits`]: what a relay can make the client hold.
 
 use crate::{Backoff, Error, Result};
 use std::time::Duration;
+use weft_core::doc::Limits;
 
 /// How the client syncs with a relay.
 ///
@@ -84,5 +86,85 @@ impl SyncConfig {
             return Err(Error::InvalidUrl(self.url.clone()));
         }
         Ok(())
+    }
+}
+
+/// How much a relay can make the client hold and apply, per document:
+/// every update a relay sends is checked against these before it is
+/// applied or stored, and presence is capped. Set with
+/// [`Client::with_limits`](crate::Client::with_limits); documents opened
+/// afterwards use them.
+///
+/// Defaults (chosen for an app's documents, tighter than a relay's):
+///
+/// | limit | default | beyond it |
+/// |---|---|---|
+/// | `doc.max_input_bytes` | 64 MiB | the update is refused (frames are at most 32 MiB anyway) |
+/// | `doc.max_decoded_bytes` | 16 MiB | an update whose compressed sections inflate past this is refused before anything is allocated |
+/// | `doc.max_update_authors` | 65,536 | an update carrying transactions of more replicas is refused |
+/// | `doc.max_pending_updates` | 4,096 | an update waiting for a missing dependency is refused (not stored) once this many wait |
+/// | `doc.max_pending_bytes` | 16 MiB | the same, counted at the waiting updates' *decoded* size |
+/// | `max_presence_peers` | 1,024 | presence of further new peers is ignored until `PresenceRemoved` frees a slot |
+///
+/// `doc.allow_own_replica` is always off for the client's documents: each
+/// session edits under a fresh replica id, so a remote update carrying
+/// transactions of that id is forged (it is refused). A refused update is
+/// reported ([`ClientEvent::RemoteUpdateRefused`](crate::ClientEvent::RemoteUpdateRefused)),
+/// neither applied nor stored, and the connection goes on.
+///
+/// ```
+/// use weft_client::{Client, ClientLimits};
+/// let mut limits = ClientLimits::default().with_max_presence_peers(64);
+/// limits.doc.max_decoded_bytes = 4 << 20; // 4 MiB per update
+/// let client = Client::in_memory().with_limits(limits);
+/// assert_eq!(client.limits().max_presence_peers, 64);
+/// let doc = client.replica("d").unwrap();
+/// assert_eq!(doc.read(|d| d.limits().max_decoded_bytes), 4 << 20);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientLimits {
+    /// What each document accepts from the relay
+    /// ([`weft_core::doc::Limits`]; see the table above).
+    pub doc: Limits,
+    /// Most other peers whose presence is kept per document (at least 1).
+    pub max_presence_peers: usize,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            doc: Limits {
+                max_decoded_bytes: 16 << 20,
+                max_pending_bytes: 16 << 20,
+                allow_own_replica: false,
+                ..Limits::default()
+            },
+            max_presence_peers: 1024,
+        }
+    }
+}
+
+impl ClientLimits {
+    /// Replaces the document limits (`allow_own_replica` is ignored: always
+    /// off).
+    pub fn with_doc_limits(mut self, doc: Limits) -> ClientLimits {
+        self.doc = doc;
+        self
+    }
+
+    /// Sets the presence cap per document (at least 1).
+    pub fn with_max_presence_peers(mut self, peers: usize) -> ClientLimits {
+        self.max_presence_peers = peers.max(1);
+        self
+    }
+
+    /// The limits a document is opened with: `doc`, own-replica updates
+    /// refused.
+    pub(crate) fn doc_limits(&self) -> Limits {
+        Limits {
+            allow_own_replica: false,
+            ..self.doc
+        }
     }
 }

@@ -38,6 +38,12 @@ pub enum Error {
     /// A blocking task of the client panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),
+    /// The operating system's random source failed, so no replica id could
+    /// be minted for the editing session ([`Client::replica`](crate::Client::replica)).
+    /// The client never falls back to a guessable id: two sessions sharing
+    /// one would diverge silently. Nothing was opened; try again later.
+    #[error("cannot open a document: {0}")]
+    RandomUnavailable(#[from] weft_core::RandomUnavailable),
 }
 
 /// `Result` with this crate's [`enum@Error`].

@@ -52,7 +52,26 @@
 //!   is harmless.
 //! - **Untrusted relay input.** Every frame is decoded with the client's
 //!   own limits and checked against the handshake rules; a bad frame ends
-//!   the connection (the client reconnects), never panics.
+//!   the connection (the client reconnects), never panics. Every update in
+//!   a frame is decoded once under the document's [`ClientLimits`] (input
+//!   and decoded size, authors) and *applied before it is stored*: one the
+//!   document refuses — over the limits, waiting for a dependency while
+//!   the waiting buffer is full, claiming transactions of this session's
+//!   own replica id, conflicting with transactions it holds — is reported
+//!   ([`ClientEvent::RemoteUpdateRefused`]), neither applied nor stored
+//!   (so never uploaded), and the connection goes on. Presence is capped
+//!   per document. What one update, the waiting buffer and presence can
+//!   make the client hold is bounded by these limits
+//!   (`crates/client/tests/hostile.rs`); a document itself still grows
+//!   with every update it applies (there is no per-document size cap).
+//! - **The store always opens.** A stored record that verifies but does
+//!   not replay is left out and reported
+//!   ([`ClientEvent::StoredRecordsSkipped`], [`Replica::skipped_records`]),
+//!   never a reason the document (and its unsynced edits) cannot open;
+//!   updates stored while waiting for a dependency come back waiting.
+//! - **Fresh replica ids or none.** Each editing session mints its replica
+//!   id from the OS random source; if that fails, opening the document
+//!   fails ([`Error::RandomUnavailable`]) instead of guessing an id.
 //! - **Errors by scope** (`docs/protocol.md` §7.7): connection errors
 //!   reconnect with backoff, document refusals stay with that document,
 //!   retryable update errors are resent later, refused updates are
@@ -70,7 +89,7 @@
 //! | `backoff.rs` | [`Backoff`]: capped exponential delays with full jitter |
 //! | `status.rs` | [`SyncStatus`], [`ConnectionState`], [`ClientEvent`] |
 //! | `presence.rs` | own presence and other peers' ([`Peers`]) |
-//! | `config.rs` | [`SyncConfig`] |
+//! | `config.rs` | [`SyncConfig`], [`ClientLimits`] |
 //! | `error.rs` | [`Error`] |
 //!
 //! The state machine and the outbox design: `docs/architecture.md`
@@ -89,9 +108,10 @@ mod status;
 
 pub use backoff::Backoff;
 pub use client::Client;
-pub use config::SyncConfig;
+pub use config::{ClientLimits, SyncConfig};
 pub use error::{Error, Result};
 pub use presence::Peers;
 pub use replica::Replica;
-pub use status::{ClientEvent, ConnectionState, SyncStatus};
+pub use status::{refusal_code, ClientEvent, ConnectionState, SyncStatus};
+pub use weft_persist::SkippedRecord;
 pub use weft_protocol::{Cursor, DocId, ErrorCode, PeerId, PresenceState};

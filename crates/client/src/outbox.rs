@@ -118,7 +118,8 @@ pub(crate) fn backlog_from_records(
 ) -> Result<Vec<Piece>, DocError> {
     let mut pieces = Vec::new();
     if let Some((_, snapshot)) = stored.snapshot {
-        let doc = Doc::load(&snapshot, ReplicaId::random())?;
+        // Only read and diffed, never edited: any replica id will do.
+        let doc = Doc::load(&snapshot, ReplicaId::new(0))?;
         if !server.dominates(doc.version()) {
             pieces.extend(Piece::new(doc.diff(server)));
         }

@@ -1,5 +1,12 @@
 //! Presence: this replica's own state (resent after every reconnect) and
-//! the other peers' states as the relay reports them.
+//! the other peers' states as the relay reports them, at most
+//! [`ClientLimits::max_presence_peers`](crate::ClientLimits) of them per
+//! document: beyond the cap, *new* peers are ignored (peers already shown
+//! keep updating) until a `PresenceRemoved` frees a slot. Ignoring rather
+//! than evicting the oldest keeps the peers a user already sees stable
+//! under a flood; each state is at most the protocol's
+//! `max_presence_bytes`, so a document's presence is bounded by
+//! cap × that.
 
 use crate::{Error, Result};
 use std::collections::BTreeMap;
@@ -16,13 +23,17 @@ pub type Peers = BTreeMap<PeerId, PresenceState>;
 pub(crate) struct PresenceBook {
     mine: Mutex<Option<PresenceState>>,
     peers: watch::Sender<Peers>,
+    /// Most peers kept (at least 1).
+    max_peers: usize,
 }
 
-impl Default for PresenceBook {
-    fn default() -> Self {
+impl PresenceBook {
+    /// An empty book keeping at most `max_peers` other peers.
+    pub(crate) fn new(max_peers: usize) -> Self {
         PresenceBook {
             mine: Mutex::new(None),
             peers: watch::Sender::new(Peers::new()),
+            max_peers: max_peers.max(1),
         }
     }
 }
@@ -87,15 +98,36 @@ impl PresenceBook {
         self.peers.subscribe()
     }
 
-    /// `PresenceUpdate`: full states of some peers (`me` is skipped).
-    pub(crate) fn update(&self, me: PeerId, peers: Vec<(PeerId, PresenceState)>) {
-        self.peers.send_modify(|map| {
+    /// `PresenceUpdate`: full states of some peers (`me` is skipped). Peers
+    /// already known are updated; new ones are added while there is room.
+    /// Returns how many new peers were ignored for want of room.
+    pub(crate) fn update(&self, me: PeerId, peers: Vec<(PeerId, PresenceState)>) -> usize {
+        let max = self.max_peers;
+        let mut ignored = 0;
+        self.peers.send_if_modified(|map| {
+            let mut changed = false;
             for (peer, state) in peers {
-                if peer != me {
-                    map.insert(peer, state);
+                if peer == me {
+                    continue;
+                }
+                let room = map.len() < max;
+                match map.get_mut(&peer) {
+                    Some(old) => {
+                        if *old != state {
+                            *old = state;
+                            changed = true;
+                        }
+                    }
+                    None if room => {
+                        map.insert(peer, state);
+                        changed = true;
+                    }
+                    None => ignored += 1,
                 }
             }
+            changed
         });
+        ignored
     }
 
     /// `PresenceRemoved`.
@@ -132,7 +164,7 @@ mod tests {
 
     #[test]
     fn updates_replace_removals_drop_and_self_is_hidden() {
-        let book = PresenceBook::default();
+        let book = PresenceBook::new(16);
         let rx = book.watch();
         book.update(
             PeerId(1),
@@ -149,6 +181,40 @@ mod tests {
         assert_eq!(rx.borrow().keys().copied().collect::<Vec<_>>(), [PeerId(3)]);
         book.clear();
         assert!(rx.borrow().is_empty());
+    }
+
+    #[test]
+    fn new_peers_beyond_the_cap_are_ignored_until_a_removal_frees_a_slot() {
+        let book = PresenceBook::new(3);
+        let rx = book.watch();
+        let flood: Vec<_> = (1..=100_000u64)
+            .map(|p| (PeerId(p), state(&format!("p{p}"))))
+            .collect();
+        assert_eq!(book.update(PeerId(0), flood), 99_997);
+        let seen: Vec<u64> = rx.borrow().keys().map(|p| p.0).collect();
+        assert_eq!(seen, [1, 2, 3], "the first peers keep their slots");
+        // Known peers still update at the cap; new ones still wait.
+        assert_eq!(
+            book.update(
+                PeerId(0),
+                vec![(PeerId(2), state("two")), (PeerId(9), state("nine"))]
+            ),
+            1
+        );
+        assert_eq!(rx.borrow()[&PeerId(2)].user, "two");
+        book.remove(&[PeerId(1)]);
+        assert_eq!(book.update(PeerId(0), vec![(PeerId(9), state("nine"))]), 0);
+        let seen: Vec<u64> = rx.borrow().keys().map(|p| p.0).collect();
+        assert_eq!(seen, [2, 3, 9], "a removal frees a slot");
+        // A cap of 0 is taken as 1.
+        let tiny = PresenceBook::new(0);
+        assert_eq!(
+            tiny.update(
+                PeerId(0),
+                vec![(PeerId(1), state("a")), (PeerId(2), state("b"))]
+            ),
+            1
+        );
     }
 
     #[test]

@@ -2,15 +2,14 @@
 //! presence.
 
 use crate::link::{Command, Link};
-use crate::outbox::versions;
 use crate::presence::{self, Peers, PresenceBook};
 use crate::{Error, Result, SyncStatus};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
-use weft_core::doc::{Event, SubscriptionId, Transaction};
-use weft_core::{Doc, DocError, VersionVector};
-use weft_persist::Store;
+use weft_core::doc::{ApplyStatus, Event, Limits, SubscriptionId, Transaction};
+use weft_core::{Doc, DocError, ReplicaId, Update, VersionVector};
+use weft_persist::{SkippedRecord, Store};
 use weft_protocol::{Cursor, DocId, PresenceState};
 
 /// The in-memory document and what of it is not yet in the store.
@@ -20,6 +19,53 @@ pub(crate) struct DocCell {
     /// Set when an append failed: the store has everything up to this
     /// version; the next edit stores `doc.diff(it)` to catch up.
     unstored_from: Option<VersionVector>,
+    /// Remote updates this session accepted to wait for a dependency.
+    waiting: Waiting,
+}
+
+/// The remote updates accepted this session while they wait for a missing
+/// dependency, by the version they lead to and their *decoded* size. The
+/// document bounds its waiting updates by count and by their encoded size;
+/// an encoded size says little about what compressed sections inflated to,
+/// so the client bounds the decoded size too (`Limits::max_pending_bytes`,
+/// counted decoded). Waiting updates loaded from the store are not counted:
+/// they were bounded when they arrived.
+#[derive(Debug, Default)]
+struct Waiting {
+    entries: Vec<(VersionVector, usize)>,
+    bytes: usize,
+}
+
+impl Waiting {
+    /// Forgets the updates `version` now includes (applied once their gap
+    /// was filled).
+    fn prune(&mut self, version: &VersionVector) {
+        if self.entries.is_empty() {
+            return;
+        }
+        self.entries.retain(|(to, _)| !version.dominates(to));
+        self.bytes = self.entries.iter().map(|(_, n)| *n).sum();
+    }
+
+    fn add(&mut self, to: VersionVector, decoded: usize) {
+        self.bytes = self.bytes.saturating_add(decoded);
+        self.entries.push((to, decoded));
+    }
+}
+
+/// What [`ReplicaShared::receive`] did with a relay's update.
+#[derive(Debug)]
+pub(crate) enum Received {
+    /// Applied, or kept waiting for a dependency (within limits); stored.
+    Accepted {
+        from: VersionVector,
+        to: VersionVector,
+    },
+    /// Already applied, or already waiting: nothing changed or was stored.
+    Duplicate,
+    /// Refused by the client's limits or the document's checks: nothing
+    /// changed or was stored.
+    Refused(DocError),
 }
 
 /// State shared by a [`Replica`]'s handles and the sync task.
@@ -35,10 +81,25 @@ pub(crate) struct ReplicaShared {
     link: Arc<Link>,
     pub(crate) status: watch::Sender<SyncStatus>,
     pub(crate) presence: PresenceBook,
+    /// The document's limits (fixed when it was opened), readable without
+    /// waiting for the document's lock.
+    limits: Limits,
+    /// Records of the store that did not replay when it was opened.
+    skipped: Vec<SkippedRecord>,
+    /// This session's replica id (the document's).
+    replica: ReplicaId,
 }
 
 impl ReplicaShared {
-    pub(crate) fn new(id: DocId, doc: Doc, store: Arc<dyn Store>, link: Arc<Link>) -> Self {
+    /// `doc` already carries the limits it was opened with.
+    pub(crate) fn new(
+        id: DocId,
+        doc: Doc,
+        store: Arc<dyn Store>,
+        link: Arc<Link>,
+        max_presence_peers: usize,
+        skipped: Vec<SkippedRecord>,
+    ) -> Self {
         let status = if link.is_connected() {
             SyncStatus::Connecting
         } else {
@@ -47,15 +108,24 @@ impl ReplicaShared {
         ReplicaShared {
             id,
             version: Mutex::new(doc.version().clone()),
+            limits: *doc.limits(),
+            replica: doc.replica(),
             cell: Mutex::new(DocCell {
                 doc,
                 unstored_from: None,
+                waiting: Waiting::default(),
             }),
             store,
             link,
             status: watch::Sender::new(status),
-            presence: PresenceBook::default(),
+            presence: PresenceBook::new(max_presence_peers),
+            skipped,
         }
+    }
+
+    /// This editing session's replica id.
+    pub(crate) fn replica_id(&self) -> ReplicaId {
+        self.replica
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, DocCell> {
@@ -76,23 +146,73 @@ impl ReplicaShared {
         }
     }
 
-    /// Stores then applies an update received from the relay (blocking).
-    /// Duplicates are skipped without touching the store. The store is
-    /// written first: if the process dies in between, the relay still has
-    /// the update and sends it again.
-    pub(crate) fn store_and_apply(&self, update: &[u8]) -> std::result::Result<(), String> {
-        let (_, to) = versions(update).ok_or("the relay sent bytes that are not an update")?;
-        if self.version().dominates(&to) {
-            return Ok(());
-        }
-        self.store
-            .append(self.id.as_str(), update)
-            .map_err(|e| format!("storing a received update: {e}"))?;
+    /// Checks, applies, then stores an update received from the relay
+    /// (blocking). The update is decoded once under the document's limits
+    /// (input and decoded size, authors), then applied: the document
+    /// refuses it if it claims transactions of this session's replica it
+    /// does not have, conflicts with transactions it holds, or must wait
+    /// for a dependency while the waiting buffer is full (counted here at
+    /// decoded size). Only what was applied, or newly kept waiting, is
+    /// appended to the store — a refused update never reaches the store, so
+    /// it can neither make it unloadable nor be uploaded from it later.
+    ///
+    /// Applied before stored, under the document's lock (so the store's
+    /// order is the document's): if the append fails, the document keeps the
+    /// update, the next local edit stores `diff` of the last stored version
+    /// (covering it), and the error ends the connection. If the process
+    /// dies in between, the relay still has the update and sends it again.
+    /// `Err` only for a failed append.
+    pub(crate) fn receive(&self, bytes: Vec<u8>) -> std::result::Result<Received, String> {
+        // Decoding (inflating) happens before the lock: a local edit never
+        // waits for it.
+        let update = match Update::decode(bytes, &self.limits) {
+            Ok(update) => update,
+            Err(error) => return Ok(Received::Refused(error)),
+        };
         let mut cell = self.lock();
-        let applied = cell.doc.apply(update);
+        let cell = &mut *cell;
+        if cell.doc.readiness(&update) == ApplyStatus::Pending {
+            cell.waiting.prune(cell.doc.version());
+            let decoded = update.decoded_len();
+            if cell.waiting.bytes.saturating_add(decoded) > self.limits.max_pending_bytes {
+                return Ok(Received::Refused(DocError::PendingFull {
+                    updates: cell.doc.pending_updates(),
+                    bytes: cell.waiting.bytes,
+                }));
+            }
+        }
+        let before = cell.doc.version().clone();
+        let waiting_before = cell.doc.pending_updates();
+        let report = match cell.doc.apply_update(&update) {
+            Ok(report) => report,
+            Err(error) => return Ok(Received::Refused(error)),
+        };
         self.publish_version(&cell.doc);
-        applied.map_err(|e| format!("applying a received update: {e}"))?;
-        Ok(())
+        match report.status {
+            ApplyStatus::Duplicate => return Ok(Received::Duplicate),
+            // Already waiting: the buffer keeps one copy, the store too.
+            ApplyStatus::Pending if report.pending <= waiting_before => {
+                return Ok(Received::Duplicate)
+            }
+            ApplyStatus::Pending => cell.waiting.add(update.to().clone(), update.decoded_len()),
+            ApplyStatus::Applied => cell.waiting.prune(cell.doc.version()),
+        }
+        // Decoded and checked above: stored without decoding it again.
+        let appended = self
+            .store
+            .append_updates(self.id.as_str(), &[&update])
+            .pop()
+            .unwrap_or(Err(weft_persist::Error::Closed));
+        if let Err(e) = appended {
+            if report.status == ApplyStatus::Applied && cell.unstored_from.is_none() {
+                cell.unstored_from = Some(before);
+            }
+            return Err(format!("storing a received update: {e}"));
+        }
+        Ok(Received::Accepted {
+            from: update.from().clone(),
+            to: update.to().clone(),
+        })
     }
 
     pub(crate) fn set_status(&self, status: SyncStatus) {
@@ -360,6 +480,20 @@ impl Replica {
         self.read(|doc| presence::resolve_in(doc, cursor))
     }
 
+    /// Records of the local store that verified but did not replay when
+    /// this document was opened (empty when everything replayed). The
+    /// document opened without them; they were also reported as
+    /// [`ClientEvent::StoredRecordsSkipped`](crate::ClientEvent::StoredRecordsSkipped).
+    ///
+    /// ```
+    /// use weft_client::Client;
+    /// let doc = Client::in_memory().replica("d").unwrap();
+    /// assert!(doc.skipped_records().is_empty());
+    /// ```
+    pub fn skipped_records(&self) -> Vec<SkippedRecord> {
+        self.shared.skipped.clone()
+    }
+
     /// The other peers present in the document (empty while offline).
     ///
     /// ```
@@ -369,5 +503,152 @@ impl Replica {
     /// ```
     pub fn peers(&self) -> watch::Receiver<Peers> {
         self.shared.presence.watch()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ClientLimits;
+    use weft_core::ReplicaId;
+    use weft_persist::MemoryStore;
+
+    fn open(store: &MemoryStore, limits: Limits) -> ReplicaShared {
+        let doc = Doc::new(ReplicaId::new(100)).with_limits(limits);
+        ReplicaShared::new(
+            DocId::new("d").unwrap(),
+            doc,
+            Arc::new(store.clone()),
+            Arc::new(Link::default()),
+            16,
+            Vec::new(),
+        )
+    }
+
+    fn stored(store: &MemoryStore) -> usize {
+        store.read("d").unwrap().map_or(0, |s| s.updates.len())
+    }
+
+    fn edits(author: &mut Doc, n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                author
+                    .transact(|tx| tx.counter("n")?.increment(i as u64 + 1))
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn waiting_updates_are_stored_once_and_refused_beyond_the_limit() {
+        let store = MemoryStore::new();
+        let limits = Limits {
+            max_pending_updates: 3,
+            ..ClientLimits::default().doc_limits()
+        };
+        let replica = open(&store, limits);
+        let mut author = Doc::new(ReplicaId::new(1));
+        let first = edits(&mut author, 1).remove(0);
+        let later = edits(&mut author, 5);
+        for u in &later[..3] {
+            assert!(matches!(
+                replica.receive(u.clone()),
+                Ok(Received::Accepted { .. })
+            ));
+        }
+        assert!(
+            matches!(replica.receive(later[0].clone()), Ok(Received::Duplicate)),
+            "already waiting: not stored again"
+        );
+        match replica.receive(later[3].clone()) {
+            Ok(Received::Refused(DocError::PendingFull { updates: 3, .. })) => {}
+            other => panic!("expected PendingFull, got {other:?}"),
+        }
+        assert_eq!(stored(&store), 3, "the refused one is not stored");
+        assert!(matches!(
+            replica.receive(first),
+            Ok(Received::Accepted { .. })
+        ));
+        assert_eq!(replica.version().get(ReplicaId::new(1)), 4);
+        assert_eq!(stored(&store), 4);
+        // Reloading the store brings back exactly what was accepted.
+        let back = store.load("d", ReplicaId::new(7)).unwrap().unwrap();
+        assert_eq!(back.version().get(ReplicaId::new(1)), 4);
+    }
+
+    #[test]
+    fn waiting_updates_are_bounded_by_their_decoded_size() {
+        let store = MemoryStore::new();
+        let limits = Limits {
+            max_pending_bytes: 64 << 10,
+            ..ClientLimits::default().doc_limits()
+        };
+        let replica = open(&store, limits);
+        let mut author = Doc::new(ReplicaId::new(1));
+        let gap = author.transact(|tx| tx.text("t")?.insert(0, "x")).unwrap();
+        // Each compresses to well under 1 KiB but decodes to 40 KiB.
+        let big: Vec<Vec<u8>> = (0..2)
+            .map(|_| {
+                author
+                    .transact(|tx| tx.text("t")?.insert(0, &"z".repeat(40 << 10)))
+                    .unwrap()
+            })
+            .collect();
+        assert!(big[0].len() < 1024, "{} bytes", big[0].len());
+        assert!(matches!(
+            replica.receive(big[0].clone()),
+            Ok(Received::Accepted { .. })
+        ));
+        match replica.receive(big[1].clone()) {
+            Ok(Received::Refused(DocError::PendingFull { updates: 1, .. })) => {}
+            other => panic!("expected PendingFull at decoded size, got {other:?}"),
+        }
+        // Once the gap is filled the first drains and frees its share.
+        assert!(matches!(
+            replica.receive(gap),
+            Ok(Received::Accepted { .. })
+        ));
+        assert!(matches!(
+            replica.receive(big[1].clone()),
+            Ok(Received::Accepted { .. })
+        ));
+        assert_eq!(replica.version().get(ReplicaId::new(1)), 3);
+    }
+
+    #[test]
+    fn forged_inflating_and_malformed_updates_are_refused_and_never_stored() {
+        let store = MemoryStore::new();
+        let replica = open(&store, ClientLimits::default().doc_limits());
+        let me = replica.replica_id();
+        // Someone else writing under this session's replica id.
+        let mut forger = Doc::new(me);
+        let forged = forger.transact(|tx| tx.counter("n")?.increment(5)).unwrap();
+        match replica.receive(forged) {
+            Ok(Received::Refused(DocError::OwnReplica { .. })) => {}
+            other => panic!("expected OwnReplica, got {other:?}"),
+        }
+        // 17 MiB of one character: a few KB on the wire.
+        let mut inflater = Doc::new(ReplicaId::new(2));
+        let inflating = inflater
+            .transact(|tx| tx.text("t")?.insert(0, &"a".repeat(17 << 20)))
+            .unwrap();
+        assert!(inflating.len() < 64 << 10);
+        match replica.receive(inflating) {
+            Ok(Received::Refused(DocError::Decode(_))) => {}
+            other => panic!("expected a decoded-size refusal, got {other:?}"),
+        }
+        assert!(matches!(
+            replica.receive(b"not an update".to_vec()),
+            Ok(Received::Refused(_))
+        ));
+        assert_eq!(stored(&store), 0);
+        assert!(replica.version().is_empty());
+        // The session's own edits are unaffected.
+        let own = Replica {
+            shared: Arc::new(replica),
+        };
+        own.transact(|tx| tx.counter("n")?.increment(1)).unwrap();
+        assert_eq!(own.version().get(me), 1);
+        assert_eq!(stored(&store), 1);
     }
 }

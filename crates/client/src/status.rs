@@ -2,6 +2,8 @@
 //! connection's [`ConnectionState`] and [`ClientEvent`]s.
 
 use std::time::Duration;
+use weft_core::{DecodeError, DocError};
+use weft_persist::SkippedRecord;
 use weft_protocol::{DocId, ErrorCode, PeerId};
 
 /// The sync state of one document, as a UI would show it.
@@ -125,4 +127,58 @@ pub enum ClientEvent {
         /// The relay's message (or the client's, for a local size check).
         message: String,
     },
+    /// The client refused an update the relay sent: over the document's
+    /// [`ClientLimits`](crate::ClientLimits) (size, decoded size, waiting
+    /// updates), malformed, claiming transactions of this session's own
+    /// replica id, or conflicting with transactions already held. It was
+    /// neither applied nor stored (nor will it be uploaded anywhere); the
+    /// connection goes on. If it was the catch-up (`Synced`), the document
+    /// is refused on this connection ([`SyncStatus::Refused`] with `code`)
+    /// until the next one.
+    RemoteUpdateRefused {
+        /// Which document.
+        doc: DocId,
+        /// The code a relay answers the same refusal with
+        /// ([`refusal_code`]): `UpdateTooLarge`, `ReplicaNotOwned`,
+        /// `ConflictingTransaction`, `MissingDependencies` or
+        /// `UpdateRejected`.
+        code: ErrorCode,
+        /// The document layer's reason.
+        error: DocError,
+        /// Whether it was the catch-up diff of `Synced`.
+        catch_up: bool,
+    },
+    /// Opening the document, records of the local store verified but did
+    /// not replay; the document opened with everything else (see
+    /// [`Store::load_report`](weft_persist::Store::load_report)). Also
+    /// available as [`Replica::skipped_records`](crate::Replica::skipped_records).
+    StoredRecordsSkipped {
+        /// Which document.
+        doc: DocId,
+        /// The records and why each did not replay.
+        skipped: Vec<SkippedRecord>,
+    },
+}
+
+/// The protocol code for a refusal of an update by the document layer: what
+/// a relay answers an update it refuses for the same reason with.
+///
+/// ```
+/// use weft_client::{refusal_code, ErrorCode};
+/// use weft_core::{DocError, ReplicaId};
+/// let forged = DocError::OwnReplica { replica: ReplicaId::new(1), counter: 9 };
+/// assert_eq!(refusal_code(&forged), ErrorCode::ReplicaNotOwned);
+/// let full = DocError::PendingFull { updates: 4096, bytes: 0 };
+/// assert_eq!(refusal_code(&full), ErrorCode::MissingDependencies);
+/// ```
+pub fn refusal_code(error: &DocError) -> ErrorCode {
+    match error {
+        DocError::Decode(DecodeError::TooLarge { .. } | DecodeError::DecodedTooLarge { .. }) => {
+            ErrorCode::UpdateTooLarge
+        }
+        DocError::OwnReplica { .. } => ErrorCode::ReplicaNotOwned,
+        DocError::Conflict { .. } => ErrorCode::ConflictingTransaction,
+        DocError::PendingFull { .. } => ErrorCode::MissingDependencies,
+        _ => ErrorCode::UpdateRejected,
+    }
 }

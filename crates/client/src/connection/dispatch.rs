@@ -2,12 +2,13 @@
 //! (`Synced`), remote updates, acknowledgements, errors by scope and
 //! presence; and sending what each document's outbox window allows.
 
-use super::session::{blocking_apply, refresh, End, Phase, Session};
+use super::session::{blocking_receive, refresh, End, Phase, Session};
 use super::SyncTask;
-use crate::outbox::{backlog_diff, backlog_from_records, versions, Outbox};
-use crate::ClientEvent;
+use crate::outbox::{backlog_diff, backlog_from_records, Outbox};
+use crate::replica::Received;
+use crate::{refusal_code, ClientEvent};
 use std::time::{Duration, Instant};
-use weft_core::VersionVector;
+use weft_core::{DocError, VersionVector};
 use weft_protocol::{DocId, ErrorCode, ErrorScope, Frame};
 
 impl SyncTask {
@@ -23,13 +24,19 @@ impl SyncTask {
                 let Some(d) = s.docs.get_mut(&doc) else {
                     return Ok(());
                 };
-                let Phase::Live(out) = &mut d.phase else {
+                if !matches!(d.phase, Phase::Live(_)) {
                     return Ok(()); // in flight across an Unsubscribe or error
-                };
-                let (from, to) = versions(&update)
-                    .ok_or_else(|| End::Lost("relay sent a Remote that is not an update".into()))?;
-                blocking_apply(&d.replica, update).await?;
-                out.learn(from, to);
+                }
+                let received = blocking_receive(&d.replica, update).await?;
+                match (received, &mut d.phase) {
+                    // Only an update the document took tells what the relay
+                    // holds: a refused one (say, claiming this replica's
+                    // future transactions) must not make later local edits
+                    // look sent.
+                    (Received::Accepted { from, to }, Phase::Live(out)) => out.learn(from, to),
+                    (Received::Refused(error), _) => self.refused(&doc, error, false),
+                    _ => {}
+                }
                 refresh(d);
             }
             Frame::Ack { doc, seq } => {
@@ -48,7 +55,10 @@ impl SyncTask {
             } => self.on_error(s, code, doc, seq, message)?,
             Frame::PresenceUpdate { doc, peers } => {
                 if let Some(d) = s.docs.get(&doc) {
-                    d.replica.presence.update(s.peer, peers);
+                    let ignored = d.replica.presence.update(s.peer, peers);
+                    if ignored > 0 {
+                        tracing::debug!(doc = %doc, ignored, "presence cap reached; new peers ignored");
+                    }
                 }
             }
             Frame::PresenceRemoved { doc, peers } => {
@@ -76,12 +86,23 @@ impl SyncTask {
         if matches!(d.phase, Phase::Refused(_)) {
             return Ok(());
         }
-        if versions(&update).is_none() {
-            return Err(End::Lost(
-                "relay sent a Synced that is not an update".into(),
-            ));
+        if let Received::Refused(error) = blocking_receive(&d.replica, update).await? {
+            // Without the relay's state the document cannot sync on this
+            // connection: refused until the next one, like a relay refusal.
+            d.phase = Phase::Refused(refusal_code(&error));
+            refresh(d);
+            self.refused(&doc, error, true);
+            return Ok(());
         }
-        blocking_apply(&d.replica, update).await?;
+        // The relay cannot hold transactions of this session's replica that
+        // the session did not make: a version claiming some would make
+        // later local edits look already sent.
+        let mut server = server;
+        let me = d.replica.replica_id();
+        let mine = d.replica.version().get(me);
+        if server.get(me) > mine {
+            server.set(me, mine);
+        }
         let cap = self
             .config
             .max_batch_bytes
@@ -123,6 +144,17 @@ impl SyncTask {
             s.send_presence(&doc).await?;
         }
         Ok(())
+    }
+
+    /// Reports an update from the relay that the client refused.
+    fn refused(&self, doc: &DocId, error: DocError, catch_up: bool) {
+        tracing::debug!(doc = %doc, %error, catch_up, "refused an update from the relay");
+        self.shared.emit(ClientEvent::RemoteUpdateRefused {
+            doc: doc.clone(),
+            code: refusal_code(&error),
+            error,
+            catch_up,
+        });
     }
 
     fn on_error(

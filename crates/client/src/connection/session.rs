@@ -3,7 +3,7 @@
 //! client's own limits) and status recomputation.
 
 use crate::outbox::{self, Outbox};
-use crate::replica::ReplicaShared;
+use crate::replica::{Received, ReplicaShared};
 use crate::SyncStatus;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -126,13 +126,14 @@ pub(super) async fn next_frame(
     }
 }
 
-/// Stores and applies a relay update on the blocking pool.
-pub(super) async fn blocking_apply(
+/// Checks, applies and stores a relay update on the blocking pool
+/// ([`ReplicaShared::receive`]); a failed append ends the connection.
+pub(super) async fn blocking_receive(
     replica: &Arc<ReplicaShared>,
     update: Vec<u8>,
-) -> Result<(), End> {
+) -> Result<Received, End> {
     let replica = replica.clone();
-    tokio::task::spawn_blocking(move || replica.store_and_apply(&update))
+    tokio::task::spawn_blocking(move || replica.receive(update))
         .await
         .map_err(|e| End::Lost(format!("apply task: {e}")))?
         .map_err(End::Lost)
