@@ -192,8 +192,13 @@ async fn an_expiring_token_closes_the_connection_at_exp_while_only_websocket_pin
     let mut writer = TestClient::connect(addr, Some(token(|_| {}))).await;
     let mut wd = new_doc();
     writer.subscribe("feed", &mut wd).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
     let feeding = tokio::spawn(async move {
         for i in 0..60 {
+            if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
             let u = append(&mut wd, &format!("{i} "));
             writer.update("feed", u).await;
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -227,6 +232,7 @@ async fn an_expiring_token_closes_the_connection_at_exp_while_only_websocket_pin
     assert!(late < Duration::from_secs(1), "closed {late:?} after exp");
     assert!(remotes > 0, "the reader was served until then");
     assert!(reader.closed().await);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut writer = feeding.await.unwrap();
     still_served(&mut writer).await;
     relay.shutdown().await;
