@@ -25,6 +25,7 @@ mod events;
 #[cfg(feature = "forge")]
 pub mod forge;
 mod path;
+mod pending;
 mod refs;
 mod touches;
 mod txn;
@@ -153,8 +154,7 @@ pub struct Doc {
     version: VersionVector,
     values: BTreeMap<Path, Value>,
     touches: BTreeMap<Path, Touches>,
-    pending: Vec<UpdateBody>,
-    pending_bytes: usize,
+    pending: pending::Pending,
     /// Decoded bytes of the snapshot this document was loaded from plus of
     /// every update applied or made since: an upper bound on its content.
     decoded_bytes: u64,
@@ -195,8 +195,7 @@ impl Doc {
             version: VersionVector::new(),
             values: BTreeMap::new(),
             touches: BTreeMap::new(),
-            pending: Vec::new(),
-            pending_bytes: 0,
+            pending: pending::Pending::default(),
             decoded_bytes: 0,
             limits: Limits::default(),
             clock: crate::wall_clock_ms,
@@ -405,13 +404,17 @@ impl Doc {
                 reason: "update carries transactions of too many replicas",
             });
         }
-        self.apply_checked(&body, (bytes.len() + inflated) as u64)
+        self.apply_checked(&body, bytes.len() + inflated, pending::hash_bytes(bytes))
     }
 
     /// Applies an update decoded once by [`Update::decode`]: as
     /// [`Doc::apply`] without decoding again.
     pub fn apply_update(&mut self, update: &Update) -> Result<ApplyReport, DocError> {
-        self.apply_checked(update.body(), update.decoded_len() as u64)
+        self.apply_checked(
+            update.body(),
+            update.decoded_len(),
+            pending::hash_bytes(update.as_bytes()),
+        )
     }
 
     /// What [`Doc::apply_update`] would do with `update` now (applied,
@@ -429,7 +432,12 @@ impl Doc {
     }
 
     /// The checks that need the document's state, then the apply.
-    fn apply_checked(&mut self, body: &UpdateBody, decoded: u64) -> Result<ApplyReport, DocError> {
+    fn apply_checked(
+        &mut self,
+        body: &UpdateBody,
+        decoded: usize,
+        hash: u64,
+    ) -> Result<ApplyReport, DocError> {
         let mine = body.to.get(self.replica);
         if !self.limits.allow_own_replica && mine > self.version.get(self.replica) {
             return Err(DocError::OwnReplica {
@@ -440,9 +448,10 @@ impl Doc {
         if let Some((replica, counter)) = self.conflict(body) {
             return Err(DocError::Conflict { replica, counter });
         }
-        let report = self.apply_body(body)?;
-        if report.status == ApplyStatus::Applied {
-            self.decoded_bytes = self.decoded_bytes.saturating_add(decoded);
+        let applicable = !self.version.dominates(&body.to);
+        let report = self.apply_body(body, decoded, hash)?;
+        if report.status == ApplyStatus::Applied && applicable {
+            self.decoded_bytes = self.decoded_bytes.saturating_add(decoded as u64);
         }
         Ok(report)
     }
@@ -515,8 +524,8 @@ impl Doc {
             self.integrate(body);
             ApplyStatus::Applied
         };
-        let unblocked = if status == ApplyStatus::Applied {
-            self.drain_pending()
+        let unblocked = if status == ApplyStatus::Applied && self.pending.len() > 0 {
+            self.drain_pending(&body.to)
         } else {
             0
         };
@@ -528,25 +537,30 @@ impl Doc {
         }
     }
 
-    /// Waiting updates are accounted at their body's encoded size, the same
-    /// measure `drain_pending` subtracts and `load_with_limits` recomputes.
-    fn apply_body(&mut self, body: &UpdateBody) -> Result<ApplyReport, DocError> {
-        if self.version.dominates(&body.to) || self.version.dominates(&body.from) {
+    /// Waiting updates are accounted at their decoded size (`len`).
+    fn apply_body(
+        &mut self,
+        body: &UpdateBody,
+        len: usize,
+        hash: u64,
+    ) -> Result<ApplyReport, DocError> {
+        let Some(need) = (!self.version.dominates(&body.to))
+            .then(|| pending::first_need(&body.from, &self.version))
+            .flatten()
+        else {
             return Ok(self.integrate_ready(body));
-        }
+        };
         // Not applicable yet: keep it, once (a resent copy is not kept twice).
-        if !self.pending.contains(body) {
-            let len = body.encoded_len();
+        if !self.pending.contains(body, hash) {
             if self.pending.len() >= self.limits.max_pending_updates
-                || self.pending_bytes.saturating_add(len) > self.limits.max_pending_bytes
+                || self.pending.bytes().saturating_add(len) > self.limits.max_pending_bytes
             {
                 return Err(DocError::PendingFull {
                     updates: self.pending.len(),
-                    bytes: self.pending_bytes,
+                    bytes: self.pending.bytes(),
                 });
             }
-            self.pending_bytes += len;
-            self.pending.push(body.clone());
+            self.pending.insert(body.clone(), len, hash, need);
         }
         Ok(ApplyReport {
             status: ApplyStatus::Pending,
@@ -556,28 +570,34 @@ impl Doc {
         })
     }
 
-    /// Applies waiting updates whose dependencies are now met; returns how many.
-    fn drain_pending(&mut self) -> usize {
+    /// Applies waiting updates whose dependencies are now met, starting from
+    /// those waiting on the replicas of `advanced`; returns how many. Each
+    /// waiting update is looked at only when a replica it waits on advances.
+    fn drain_pending(&mut self, advanced: &VersionVector) -> usize {
         let mut applied = 0;
-        loop {
-            let ready = self
-                .pending
-                .iter()
-                .position(|u| self.version.dominates(&u.from));
-            let Some(i) = ready else { break };
-            let body = self.pending.swap_remove(i);
-            let len = body.encoded_len();
-            self.pending_bytes = self.pending_bytes.saturating_sub(len);
-            // A waiting update that turns out to conflict with what arrived
-            // meanwhile is dropped, never half-applied.
-            if !self.version.dominates(&body.to) && self.conflict(&body).is_none() {
-                self.integrate(&body);
-                self.decoded_bytes = self.decoded_bytes.saturating_add(len as u64);
-                applied += 1;
+        let mut work: Vec<ReplicaId> = advanced.iter().map(|(r, _)| r).collect();
+        while let Some(r) = work.pop() {
+            for id in self.pending.due(r, self.version.get(r)) {
+                let need = self
+                    .pending
+                    .body(id)
+                    .and_then(|b| pending::first_need(&b.from, &self.version));
+                if let Some(need) = need {
+                    self.pending.refile(id, need);
+                    continue;
+                }
+                let Some((body, len)) = self.pending.remove(id) else {
+                    continue;
+                };
+                // A waiting update that turns out to conflict with what
+                // arrived meanwhile is dropped, never half-applied.
+                if !self.version.dominates(&body.to) && self.conflict(&body).is_none() {
+                    self.integrate(&body);
+                    self.decoded_bytes = self.decoded_bytes.saturating_add(len as u64);
+                    applied += 1;
+                    work.extend(body.to.iter().map(|(r, _)| r));
+                }
             }
-        }
-        if self.pending.is_empty() {
-            self.pending_bytes = 0;
         }
         applied
     }
@@ -585,7 +605,7 @@ impl Doc {
     /// What waiting updates need that this document lacks.
     fn missing(&self) -> VersionVector {
         let mut need = VersionVector::new();
-        for u in &self.pending {
+        for u in self.pending.bodies() {
             for (r, n) in u.from.iter() {
                 if n > self.version.get(r) {
                     need.observe(crate::Dot::new(r, n));
@@ -663,7 +683,7 @@ impl Doc {
                 .iter()
                 .map(|(p, t)| (p.clone(), t.clone()))
                 .collect(),
-            pending: self.pending.clone(),
+            pending: self.pending.bodies().cloned().collect(),
         })
     }
 
@@ -695,8 +715,25 @@ impl Doc {
         doc.version = snap.version;
         doc.values = snap.values.into_iter().collect();
         doc.touches = snap.touches.into_iter().collect();
-        doc.pending_bytes = snap.pending.iter().map(UpdateBody::encoded_len).sum();
-        doc.pending = snap.pending;
+        for body in snap.pending {
+            let bytes = codec::encode(&body);
+            match pending::first_need(&body.from, &doc.version) {
+                Some(need) if !doc.version.dominates(&body.to) => {
+                    let hash = pending::hash_bytes(&bytes);
+                    if !doc.pending.contains(&body, hash) {
+                        doc.pending.insert(body, bytes.len(), hash, need);
+                    }
+                }
+                // Applicable already (an older writer saved it waiting):
+                // apply it now, as `apply` would have.
+                _ => {
+                    if !doc.version.dominates(&body.to) && doc.conflict(&body).is_none() {
+                        doc.integrate(&body);
+                        doc.drain_pending(&body.to);
+                    }
+                }
+            }
+        }
         Ok(doc)
     }
 

@@ -146,11 +146,6 @@ impl UpdateBody {
         }
         self.check_claims()
     }
-
-    /// Bytes this update takes when buffered (its encoded size).
-    pub(crate) fn encoded_len(&self) -> usize {
-        postcard::experimental::serialized_size(self).unwrap_or(usize::MAX)
-    }
 }
 
 impl SnapshotBody {

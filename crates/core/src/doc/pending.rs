@@ -1,0 +1,127 @@
+//! Updates waiting for missing dependencies, indexed by the dependency each
+//! waits on, so releasing them costs time in proportion to what is
+//! released, not to what waits.
+//!
+//! Invariant: every entry is filed under exactly one `(replica, counter)`
+//! it needs and the document lacked when it was filed; `bytes` is the sum
+//! of the entries' accounted sizes; a body is kept at most once.
+
+use super::update::UpdateBody;
+use crate::{ReplicaId, VersionVector};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+
+struct Entry {
+    body: UpdateBody,
+    /// Accounted size (decoded bytes where known).
+    len: usize,
+    hash: u64,
+}
+
+/// The waiting updates of one document.
+#[derive(Default)]
+pub(crate) struct Pending {
+    /// By arrival (ids ascend), so snapshots list them in a stable order.
+    entries: BTreeMap<u64, Entry>,
+    /// Entry ids by the dependency they wait on.
+    by_need: BTreeMap<(ReplicaId, u64), Vec<u64>>,
+    /// Entry ids by the hash of their encoding, to spot a resent copy.
+    by_hash: HashMap<u64, Vec<u64>>,
+    bytes: usize,
+    next: u64,
+}
+
+/// A stable hash of an update's encoding.
+pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+/// A dependency of `from` that `version` lacks, if any.
+pub(crate) fn first_need(
+    from: &VersionVector,
+    version: &VersionVector,
+) -> Option<(ReplicaId, u64)> {
+    from.iter().find(|&(r, n)| n > version.get(r))
+}
+
+impl Pending {
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether this body (with this encoding hash) already waits.
+    pub(crate) fn contains(&self, body: &UpdateBody, hash: u64) -> bool {
+        self.by_hash.get(&hash).is_some_and(|ids| {
+            ids.iter()
+                .any(|id| self.entries.get(id).is_some_and(|e| &e.body == body))
+        })
+    }
+
+    /// Files `body`, which needs `need`.
+    pub(crate) fn insert(
+        &mut self,
+        body: UpdateBody,
+        len: usize,
+        hash: u64,
+        need: (ReplicaId, u64),
+    ) {
+        let id = self.next;
+        self.next += 1;
+        self.bytes = self.bytes.saturating_add(len);
+        self.by_hash.entry(hash).or_default().push(id);
+        self.by_need.entry(need).or_default().push(id);
+        self.entries.insert(id, Entry { body, len, hash });
+    }
+
+    /// Takes the ids filed under a dependency of `replica` at or below `have`.
+    pub(crate) fn due(&mut self, replica: ReplicaId, have: u64) -> Vec<u64> {
+        let keys: Vec<(ReplicaId, u64)> = self
+            .by_need
+            .range((replica, 0)..=(replica, have))
+            .map(|(k, _)| *k)
+            .collect();
+        let mut ids = Vec::new();
+        for k in keys {
+            if let Some(mut v) = self.by_need.remove(&k) {
+                ids.append(&mut v);
+            }
+        }
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The body of a filed entry.
+    pub(crate) fn body(&self, id: u64) -> Option<&UpdateBody> {
+        self.entries.get(&id).map(|e| &e.body)
+    }
+
+    /// Files entry `id` (taken by [`Pending::due`]) under another need.
+    pub(crate) fn refile(&mut self, id: u64, need: (ReplicaId, u64)) {
+        self.by_need.entry(need).or_default().push(id);
+    }
+
+    /// Removes entry `id` (taken by [`Pending::due`]); its body and size.
+    pub(crate) fn remove(&mut self, id: u64) -> Option<(UpdateBody, usize)> {
+        let e = self.entries.remove(&id)?;
+        self.bytes = self.bytes.saturating_sub(e.len);
+        if let Some(ids) = self.by_hash.get_mut(&e.hash) {
+            ids.retain(|x| *x != id);
+            if ids.is_empty() {
+                self.by_hash.remove(&e.hash);
+            }
+        }
+        Some((e.body, e.len))
+    }
+
+    /// The waiting bodies, by arrival.
+    pub(crate) fn bodies(&self) -> impl Iterator<Item = &UpdateBody> {
+        self.entries.values().map(|e| &e.body)
+    }
+}
