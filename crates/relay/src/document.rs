@@ -19,24 +19,27 @@
 //! (everything it missed), or after `slow_consumer_grace` it is
 //! disconnected with `SlowConsumer`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
-use weft_core::doc::{ApplyStatus, Limits};
-use weft_core::{Doc, DocError, ReplicaId, Update, VersionVector};
-use weft_persist::Appended;
+use weft_core::doc::Limits;
+use weft_core::{Doc, ReplicaId, Update, VersionVector};
 use weft_protocol::{DocId, ErrorCode, Frame, PeerId, PresenceState};
 
 use crate::config::ServerLimits;
 use crate::hub::DocUse;
 use crate::metrics;
 use crate::outbound::Outbound;
-use crate::owners::{Owners, Verdict};
+use crate::owners::Owners;
 use crate::state::Shared;
+
+mod updates;
+
+use updates::Waiting;
 
 /// The limits a client's update is decoded and checked under.
 pub(crate) fn update_limits(limits: &ServerLimits) -> Limits {
@@ -105,13 +108,6 @@ pub(crate) struct UpdateCmd {
     pub(crate) received: Instant,
 }
 
-/// One sender's updates waiting for dependencies the document lacks.
-#[derive(Debug, Default)]
-struct Waiting {
-    cmds: VecDeque<UpdateCmd>,
-    bytes: usize,
-}
-
 struct Subscriber {
     out: Outbound,
     presence: Option<PresenceState>,
@@ -131,27 +127,6 @@ struct DocTask {
     waiting: HashMap<PeerId, Waiting>,
     /// Subscribers and last use, shared with the hub for eviction.
     used: Arc<DocUse>,
-}
-
-/// What happened to one update of a batch.
-enum Outcome {
-    /// To be stored (index into the batch's stored list).
-    Store,
-    /// Already known: ack.
-    Duplicate,
-    /// Refused or not stored.
-    Refused(ErrorCode, String),
-}
-
-/// The error code a refused update gets for `e`.
-fn refusal(e: &DocError) -> (ErrorCode, String) {
-    match e {
-        DocError::Conflict { .. } => {
-            ::metrics::counter!("weft_relay_conflicting_transactions_total").increment(1);
-            (ErrorCode::ConflictingTransaction, e.to_string())
-        }
-        _ => (ErrorCode::UpdateRejected, e.to_string()),
-    }
 }
 
 /// Runs the task of document `id` until its queue closes or it unloads.
@@ -495,289 +470,6 @@ impl DocTask {
         }
     }
 
-    /// Handles a batch of updates, then any waiting updates the batch made
-    /// applicable, until none is left.
-    async fn updates(&mut self, batch: Vec<UpdateCmd>) {
-        let mut batch = batch;
-        while !batch.is_empty() {
-            if !self.run_batch(batch).await {
-                break;
-            }
-            batch = self.ready_waiting();
-        }
-    }
-
-    /// Takes the waiting updates that are applicable now.
-    fn ready_waiting(&mut self) -> Vec<UpdateCmd> {
-        let mut ready = Vec::new();
-        for waiting in self.waiting.values_mut() {
-            let mut keep = VecDeque::with_capacity(waiting.cmds.len());
-            for cmd in waiting.cmds.drain(..) {
-                let pending = match &cmd.update {
-                    Ok(u) => self.doc.readiness(u) == ApplyStatus::Pending,
-                    Err(_) => false,
-                };
-                if pending {
-                    keep.push_back(cmd);
-                } else {
-                    let len = cmd.update.as_ref().map_or(0, Update::decoded_len);
-                    waiting.bytes = waiting.bytes.saturating_sub(len);
-                    ready.push(cmd);
-                }
-            }
-            waiting.cmds = keep;
-        }
-        self.waiting.retain(|_, w| !w.cmds.is_empty());
-        ready
-    }
-
-    /// Keeps `u` until its dependencies arrive, within its sender's
-    /// allowance; gives it back if the allowance is used up.
-    fn wait(&mut self, u: UpdateCmd, len: usize) -> Result<(), UpdateCmd> {
-        let limits = &self.state.limits;
-        let waiting = self.waiting.entry(u.peer).or_default();
-        if waiting.cmds.len() >= limits.max_waiting_updates
-            || waiting.bytes.saturating_add(len) > limits.max_waiting_bytes
-        {
-            return Err(u);
-        }
-        waiting.bytes += len;
-        waiting.cmds.push_back(u);
-        Ok(())
-    }
-
-    /// Decides, applies, stores, acknowledges and fans out one batch;
-    /// returns whether the document changed.
-    async fn run_batch(&mut self, batch: Vec<UpdateCmd>) -> bool {
-        let before = self.doc.version().clone();
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let mut handled = Vec::with_capacity(batch.len());
-        let mut to_store: Vec<Update> = Vec::new();
-        let mut bindings: Vec<Vec<u8>> = Vec::new();
-        let mut unblocked = false;
-        for u in batch {
-            self.state.meters.updates_in.increment(1);
-            let update = match &u.update {
-                Err((code, message)) => {
-                    outcomes.push(Outcome::Refused(*code, message.clone()));
-                    handled.push(u);
-                    continue;
-                }
-                Ok(update) => update.clone(),
-            };
-            self.state
-                .meters
-                .update_bytes_in
-                .increment(update.len() as u64);
-            if !self.subs.contains_key(&u.peer) {
-                outcomes.push(Outcome::Refused(
-                    ErrorCode::NotSubscribed,
-                    "subscribe before sending updates".into(),
-                ));
-                handled.push(u);
-                continue;
-            }
-            let outcome = match self.doc.readiness(&update) {
-                ApplyStatus::Pending => match self.wait(u, update.decoded_len()) {
-                    Ok(()) => continue,
-                    Err(back) => {
-                        outcomes.push(Outcome::Refused(
-                            ErrorCode::MissingDependencies,
-                            "the update waits on transactions this relay lacks, and this \
-                             sender's waiting allowance is used up"
-                                .into(),
-                        ));
-                        handled.push(back);
-                        continue;
-                    }
-                },
-                ApplyStatus::Duplicate => match self.doc.apply_update(&update) {
-                    Ok(_) => Outcome::Duplicate,
-                    Err(e) => {
-                        let (code, message) = refusal(&e);
-                        Outcome::Refused(code, message)
-                    }
-                },
-                ApplyStatus::Applied => {
-                    self.decide_and_apply(&u, update, &mut bindings, &mut to_store, &mut unblocked)
-                        .await
-                }
-            };
-            outcomes.push(outcome);
-            handled.push(u);
-        }
-        let bound = if bindings.is_empty() {
-            Ok(())
-        } else {
-            let key = Owners::store_key(self.id.as_str());
-            let (_, results) = store_bytes(&self.state, &key, bindings).await;
-            results
-                .into_iter()
-                .find_map(Result::err)
-                .map_or(Ok(()), Err)
-        };
-        let (stored, results) = match bound {
-            Ok(()) => store(&self.state, &self.id, to_store).await,
-            Err(e) => {
-                // Nothing that relies on an unstored binding is stored.
-                let n = to_store.len();
-                let message = e.to_string();
-                (
-                    to_store,
-                    (0..n)
-                        .map(|_| {
-                            Err(weft_persist::Error::Io(std::io::Error::other(
-                                message.clone(),
-                            )))
-                        })
-                        .collect(),
-                )
-            }
-        };
-        let failed = results.iter().any(Result::is_err);
-        let mut stored = stored.into_iter().zip(results);
-        let mut fanned = Vec::new();
-        for (u, outcome) in handled.iter().zip(outcomes) {
-            match outcome {
-                Outcome::Duplicate => send_control(
-                    &u.out,
-                    Frame::Ack {
-                        doc: self.id.clone(),
-                        seq: u.seq,
-                    },
-                ),
-                Outcome::Refused(code, message) => send_control(
-                    &u.out,
-                    Frame::error(code, Some(self.id.clone()), Some(u.seq), message),
-                ),
-                Outcome::Store => match stored.next() {
-                    Some((update, Ok(_))) => {
-                        self.state.meters.updates_stored.increment(1);
-                        send_control(
-                            &u.out,
-                            Frame::Ack {
-                                doc: self.id.clone(),
-                                seq: u.seq,
-                            },
-                        );
-                        fanned.push((u.peer, update, u.received));
-                    }
-                    Some((_, Err(e))) => send_control(
-                        &u.out,
-                        Frame::error(
-                            ErrorCode::StoreUnavailable,
-                            Some(self.id.clone()),
-                            Some(u.seq),
-                            e.to_string(),
-                        ),
-                    ),
-                    None => send_control(
-                        &u.out,
-                        Frame::error(
-                            ErrorCode::Internal,
-                            Some(self.id.clone()),
-                            Some(u.seq),
-                            "lost track of a stored update",
-                        ),
-                    ),
-                },
-            }
-        }
-        if failed {
-            // Drop what was applied but not stored: the store is the truth.
-            self.reload().await;
-            return false;
-        }
-        if unblocked {
-            // Updates that waited for these are now integrated; a
-            // subscriber that joined after they arrived never got them, so
-            // everyone gets the batch as one diff (duplicates are no-ops).
-            let since = before.clone();
-            let cost = self.doc_cost();
-            if let Some(diff) = self.with_doc(cost, move |doc| doc.diff(&since)).await {
-                let frame = Frame::Remote {
-                    doc: self.id.clone(),
-                    update: diff,
-                };
-                self.fan_out(&Bytes::from(frame.encode()), None, Some(&before));
-            }
-        } else {
-            for (peer, update, _) in &fanned {
-                let frame = Frame::Remote {
-                    doc: self.id.clone(),
-                    update: update.as_bytes().to_vec(),
-                };
-                self.fan_out(&Bytes::from(frame.encode()), Some(*peer), Some(&before));
-            }
-        }
-        for (_, _, received) in &fanned {
-            self.state
-                .meters
-                .fanout_lag
-                .record(received.elapsed().as_secs_f64());
-        }
-        !fanned.is_empty()
-    }
-
-    /// The checks an applicable update passes before it is applied — its
-    /// new transactions are the sender's to make, and the document stays
-    /// within its size — then the apply.
-    async fn decide_and_apply(
-        &mut self,
-        u: &UpdateCmd,
-        update: Update,
-        bindings: &mut Vec<Vec<u8>>,
-        to_store: &mut Vec<Update>,
-        unblocked: &mut bool,
-    ) -> Outcome {
-        let unbound = match self.owners.check(&update, self.doc.version(), &u.subject) {
-            Verdict::NotOwned(replica) => {
-                ::metrics::counter!("weft_relay_replica_not_owned_total").increment(1);
-                return Outcome::Refused(
-                    ErrorCode::ReplicaNotOwned,
-                    format!("replica {replica} belongs to another subject"),
-                );
-            }
-            Verdict::Allowed(unbound) => unbound,
-        };
-        let grown = self
-            .doc
-            .decoded_bytes()
-            .saturating_add(update.decoded_len() as u64);
-        if grown > self.state.limits.max_doc_bytes {
-            return Outcome::Refused(
-                ErrorCode::DocTooLarge,
-                format!(
-                    "the document would exceed {} bytes",
-                    self.state.limits.max_doc_bytes
-                ),
-            );
-        }
-        if let Some(record) = self.owners.bind(&unbound, &u.subject) {
-            bindings.push(record);
-        }
-        let cost = update.decoded_len();
-        let applying = update.clone();
-        let Some(result) = self
-            .with_doc(cost, move |doc| doc.apply_update(&applying))
-            .await
-        else {
-            return Outcome::Refused(ErrorCode::Internal, "applying the update failed".into());
-        };
-        match result {
-            Ok(report) if report.status == ApplyStatus::Duplicate => Outcome::Duplicate,
-            Ok(report) => {
-                *unblocked |= report.unblocked > 0;
-                to_store.push(update);
-                Outcome::Store
-            }
-            Err(e) => {
-                let (code, message) = refusal(&e);
-                Outcome::Refused(code, message)
-            }
-        }
-    }
-
     /// Sends `frame` to every subscriber but `except`; a full queue marks
     /// its subscriber behind at `before` (`None`: the document's current
     /// version, for presence), cloned only when that happens.
@@ -879,62 +571,4 @@ impl DocTask {
             self.leave(peer);
         }
     }
-}
-
-/// Appends `updates` durably, together; one result each.
-async fn store(
-    state: &Shared,
-    id: &DocId,
-    updates: Vec<Update>,
-) -> (Vec<Update>, Vec<Result<Appended, weft_persist::Error>>) {
-    if updates.is_empty() {
-        return (updates, Vec::new());
-    }
-    let store = state.store.clone();
-    let key = id.as_str().to_owned();
-    let n = updates.len();
-    let started = Instant::now();
-    let joined = tokio::task::spawn_blocking(move || {
-        let refs: Vec<&Update> = updates.iter().collect();
-        let results = store.append_updates(&key, &refs);
-        (updates, results)
-    })
-    .await;
-    state
-        .meters
-        .store_latency
-        .record(started.elapsed().as_secs_f64());
-    match joined {
-        Ok(done) => done,
-        Err(e) => {
-            warn!(doc = %id, error = %e, "store task failed");
-            (
-                Vec::new(),
-                (0..n).map(|_| Err(weft_persist::Error::Closed)).collect(),
-            )
-        }
-    }
-}
-
-/// Appends encoded records (replica bindings) durably, together.
-async fn store_bytes(
-    state: &Shared,
-    key: &str,
-    records: Vec<Vec<u8>>,
-) -> (Vec<Vec<u8>>, Vec<Result<Appended, weft_persist::Error>>) {
-    let store = state.store.clone();
-    let key = key.to_owned();
-    let n = records.len();
-    let joined = tokio::task::spawn_blocking(move || {
-        let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
-        let results = store.append_many(&key, &refs);
-        (records, results)
-    })
-    .await;
-    joined.unwrap_or_else(|_| {
-        (
-            Vec::new(),
-            (0..n).map(|_| Err(weft_persist::Error::Closed)).collect(),
-        )
-    })
 }
