@@ -13,6 +13,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use weft_core::{Doc, ReplicaId};
 use weft_protocol::{DocId, ErrorCode, Frame, Limits, PeerId};
 
+pub mod hostile;
+
 /// Every wait in these tests gives up after this long.
 pub const WAIT: Duration = Duration::from_secs(15);
 
