@@ -139,6 +139,66 @@ impl Drop for Budget {
     }
 }
 
+/// Runs `decode` with a budget of `max` bytes for what decoding produces
+/// beyond its input (inflated sections, decoded collections), for decoders
+/// outside this crate (the relay's wire frames); returns its result, or
+/// [`DecodeError::DecodedTooLarge`] if the budget ran out.
+///
+/// ```
+/// use weft_core::{codec, DecodeError, VersionVector, ReplicaId};
+/// let v: VersionVector = (1..=1000).map(|r| (ReplicaId::new(r), 1)).collect();
+/// let bytes = postcard::to_allocvec(&v).unwrap();
+/// let small = codec::with_budget(1024, || postcard::from_bytes::<VersionVector>(&bytes));
+/// assert_eq!(small.unwrap_err(), DecodeError::DecodedTooLarge { max: 1024 });
+/// let fine = codec::with_budget(1 << 20, || postcard::from_bytes::<VersionVector>(&bytes));
+/// assert_eq!(fine.unwrap().unwrap().len(), 1000);
+/// ```
+pub fn with_budget<T, E>(
+    max: usize,
+    decode: impl FnOnce() -> Result<T, E>,
+) -> Result<Result<T, E>, DecodeError> {
+    let budget = Budget::enter(max);
+    let result = decode();
+    if budget.exceeded() {
+        return Err(DecodeError::DecodedTooLarge { max });
+    }
+    Ok(result)
+}
+
+/// What one decoded collection element is charged: its size plus the
+/// bookkeeping of the collection holding it.
+pub(crate) fn element_cost<T>() -> usize {
+    std::mem::size_of::<T>() + 16
+}
+
+/// A vector whose elements are charged to the decode's budget as they are
+/// decoded, so a long sequence of tiny encodings cannot become a huge
+/// allocation (use with `#[serde(deserialize_with = "codec::charged")]`).
+pub(crate) fn charged<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    struct Visit<T>(std::marker::PhantomData<T>);
+    impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a sequence")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::new();
+            loop {
+                charge(element_cost::<T>()).map_err(serde::de::Error::custom)?;
+                match seq.next_element()? {
+                    Some(v) => out.push(v),
+                    None => return Ok(out),
+                }
+            }
+        }
+    }
+    d.deserialize_seq(Visit(std::marker::PhantomData))
+}
+
 /// Charges `n` bytes about to be produced by decompression against the
 /// current decode's budget (the default limit when no decode set one).
 /// Call before allocating them.

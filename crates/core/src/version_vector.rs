@@ -37,8 +37,7 @@ pub enum Causality {
 /// assert!(y.contains(Dot::new(a, 1)));
 /// assert!(x < y);
 /// ```
-#[derive(Clone, Default, PartialEq, Eq, Hash, Deserialize)]
-#[serde(try_from = "Vec<(ReplicaId, u64)>")]
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct VersionVector {
     entries: BTreeMap<ReplicaId, u64>,
 }
@@ -221,6 +220,16 @@ impl TryFrom<Vec<(ReplicaId, u64)>> for VersionVector {
 impl Serialize for VersionVector {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.entries.iter())
+    }
+}
+
+/// Decoded entry by entry, each charged to the decode's budget before it is
+/// stored (a long vector of tiny encodings cannot become a huge map), with
+/// the same checks as `TryFrom<Vec<_>>`.
+impl<'de> Deserialize<'de> for VersionVector {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let pairs: Vec<(ReplicaId, u64)> = crate::codec::charged(d)?;
+        VersionVector::try_from(pairs).map_err(serde::de::Error::custom)
     }
 }
 

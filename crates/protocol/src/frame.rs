@@ -333,8 +333,11 @@ impl Frame {
                 return Err(ProtocolError::UnknownFrame(index));
             }
         }
-        let (wire, rest) =
-            postcard::take_from_bytes::<Wire<'_>>(body).map_err(DecodeError::from)?;
+        // What decoding builds (version vectors, presence peers) is charged
+        // against the frame limit too, so a frame of tiny entries cannot
+        // become a structure many times its size.
+        let (wire, rest) = codec::with_budget(max, || postcard::take_from_bytes::<Wire<'_>>(body))?
+            .map_err(DecodeError::from)?;
         if !rest.is_empty() {
             return Err(DecodeError::TrailingBytes(rest.len()).into());
         }

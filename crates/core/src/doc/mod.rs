@@ -397,13 +397,7 @@ impl Doc {
             self.limits.max_input_bytes,
             self.limits.max_decoded_bytes,
         )?;
-        body.validate()?;
-        if body.authors().count() > self.limits.max_update_authors {
-            return Err(DocError::Limit {
-                path: String::new(),
-                reason: "update carries transactions of too many replicas",
-            });
-        }
+        body.check(&self.limits)?;
         self.apply_checked(&body, bytes.len() + inflated, pending::hash_bytes(bytes))
     }
 

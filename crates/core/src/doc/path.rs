@@ -69,7 +69,7 @@ pub struct Step {
 /// assert_eq!(p.kind(), Some(Kind::Register));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Path(Vec<Step>);
+pub struct Path(#[serde(deserialize_with = "crate::codec::charged")] Vec<Step>);
 
 impl Path {
     /// The root map.

@@ -30,8 +30,28 @@ pub const MAX_COUNTER: u64 = 1 << 53;
 pub(crate) struct UpdateBody {
     pub(crate) from: VersionVector,
     pub(crate) to: VersionVector,
+    #[serde(deserialize_with = "codec::charged")]
     pub(crate) changes: Vec<(Path, ValueDelta)>,
-    pub(crate) touches: Vec<(Path, ReplicaId, Vec<Run>)>,
+    #[serde(deserialize_with = "charged_touches")]
+    pub(crate) touches: Vec<TouchEntry>,
+}
+
+/// Which value `count` transactions of a replica touched (see `Run`).
+pub(crate) type TouchEntry = (Path, ReplicaId, Vec<Run>);
+
+/// Translation runs, every entry and run charged to the decode's budget.
+fn charged_touches<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<TouchEntry>, D::Error> {
+    #[derive(Deserialize)]
+    struct Entry(
+        Path,
+        ReplicaId,
+        #[serde(deserialize_with = "codec::charged")] Vec<Run>,
+    );
+    let entries: Vec<Entry> = codec::charged(d)?;
+    Ok(entries
+        .into_iter()
+        .map(|Entry(p, r, runs)| (p, r, runs))
+        .collect())
 }
 
 /// A whole document.
@@ -123,6 +143,19 @@ impl UpdateBody {
             ));
         }
         Ok(())
+    }
+
+    /// Everything checked of a decoded update, under `limits`: the author
+    /// cap first (cheap, before anything is built from a huge update), then
+    /// [`UpdateBody::validate`].
+    pub(crate) fn check(&self, limits: &Limits) -> Result<(), DocError> {
+        if self.authors().nth(limits.max_update_authors).is_some() {
+            return Err(DocError::Limit {
+                path: String::new(),
+                reason: "update carries transactions of too many replicas",
+            });
+        }
+        Ok(self.validate()?)
     }
 
     pub(crate) fn validate(&self) -> Result<(), DecodeError> {
@@ -225,14 +258,7 @@ impl Update {
     pub fn decode(bytes: Vec<u8>, limits: &Limits) -> Result<Update, DocError> {
         let (body, inflated): (UpdateBody, usize) =
             codec::decode_bounded(&bytes, limits.max_input_bytes, limits.max_decoded_bytes)?;
-        body.validate()?;
-        let authors = body.authors().count();
-        if authors > limits.max_update_authors {
-            return Err(DocError::Limit {
-                path: String::new(),
-                reason: "update carries transactions of too many replicas",
-            });
-        }
+        body.check(limits)?;
         Ok(Update::from_parts(bytes, body, inflated))
     }
 

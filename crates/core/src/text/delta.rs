@@ -309,6 +309,7 @@ impl<'de> Deserialize<'de> for TextDelta {
         deserializer.deserialize_bytes(wire::BlobVisitor(|blob: &[u8]| {
             let mut runs = Vec::new();
             wire::decode(blob, 1, |_, run| {
+                crate::codec::charge(crate::codec::element_cost::<Run>())?;
                 runs.push(run.to_run());
                 Ok(())
             })?;
