@@ -45,6 +45,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::{debug, info};
+use weft_core::doc::Limits;
 use weft_core::{DecodeError, DocError, Update};
 use weft_protocol::{DocId, ErrorCode, ErrorScope, Frame, Handshake, PeerId, PresenceState, Role};
 
@@ -238,10 +239,15 @@ type Sink = SplitSink<Socket, Message>;
 /// Waits for the writer to write what it must and close, then shuts the
 /// socket's write side and reads what the client still sends, until its
 /// Close frame, EOF, or `LINGER`.
-async fn finish(writer: JoinHandle<Sink>, stream: SplitStream<Socket>) {
-    let sink = match tokio::time::timeout(CLOSE_TIMEOUT * 2, writer).await {
+async fn finish(mut writer: JoinHandle<Sink>, stream: SplitStream<Socket>) {
+    let sink = match tokio::time::timeout(CLOSE_TIMEOUT * 2, &mut writer).await {
         Ok(Ok(sink)) => sink,
-        _ => return,
+        _ => {
+            // A writer stuck on a peer that does not read: drop the socket
+            // (the writer task owns its sink half).
+            writer.abort();
+            return;
+        }
     };
     let Ok(mut socket) = stream.reunite(sink) else {
         return;
@@ -539,22 +545,40 @@ impl Conn {
     }
 
     /// Decodes and checks an update once, for everything after it (the
-    /// document, the store, fan-out); large ones on the blocking pool, since
-    /// a small input may inflate up to `max_update_decoded_bytes`.
+    /// document, the store, fan-out). A small one is tried inline with what
+    /// decoding may produce capped at `heavy_work_bytes`; anything larger,
+    /// or that turns out to inflate past that, is decoded on the blocking
+    /// pool under the full `max_update_decoded_bytes`.
     async fn decode_update(&self, bytes: Vec<u8>) -> Result<Update, (ErrorCode, String)> {
         let limits = update_limits(&self.state.limits);
-        // Anything that may inflate past the heavy threshold is heavy.
-        let may_produce = bytes.len().saturating_mul(1040);
-        let decoded = self
-            .state
-            .heavy
-            .run_sized(may_produce, move || Update::decode(bytes, &limits))
-            .await;
+        let light = self.state.limits.heavy_work_bytes;
+        let decoded = if bytes.len() <= light {
+            let inline = Limits {
+                max_decoded_bytes: light.min(limits.max_decoded_bytes),
+                ..limits
+            };
+            match Update::decode(bytes.clone(), &inline) {
+                Err(DocError::Decode(DecodeError::DecodedTooLarge { .. }))
+                    if limits.max_decoded_bytes > inline.max_decoded_bytes =>
+                {
+                    self.state
+                        .heavy
+                        .run(move || Update::decode(bytes, &limits))
+                        .await
+                }
+                done => Some(done),
+            }
+        } else {
+            self.state
+                .heavy
+                .run(move || Update::decode(bytes, &limits))
+                .await
+        };
         match decoded {
             Some(Ok(update)) => Ok(update),
             Some(Err(DocError::Decode(DecodeError::DecodedTooLarge { max }))) => Err((
                 ErrorCode::UpdateTooLarge,
-                format!("the update inflates past {max} bytes"),
+                format!("the update decodes to more than {max} bytes"),
             )),
             Some(Err(e)) => Err((ErrorCode::UpdateRejected, e.to_string())),
             None => Err((ErrorCode::Internal, "decoding the update failed".to_owned())),

@@ -248,7 +248,8 @@ impl DocTask {
                         self.unload(rx, generation).await;
                         return;
                     }
-                    DocCmd::Unload => {} // someone subscribed since: stay
+                    // Someone subscribed since: stay, and let the hub ask another.
+                    DocCmd::Unload => self.state.hub.eviction_declined(&self.used),
                     DocCmd::Update(first) => {
                         let mut batch = vec![first];
                         while batch.len() < self.state.limits.doc_batch_updates.max(1) {

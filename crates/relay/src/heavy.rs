@@ -39,19 +39,6 @@ impl Heavy {
         let _permit = self.permits.acquire().await.ok()?;
         tokio::task::spawn_blocking(job).await.ok()
     }
-
-    /// Runs `job` inline when it is light, else as [`Heavy::run`].
-    pub(crate) async fn run_sized<R, F>(&self, bytes: usize, job: F) -> Option<R>
-    where
-        R: Send + 'static,
-        F: FnOnce() -> R + Send + 'static,
-    {
-        if self.is_heavy(bytes) {
-            self.run(job).await
-        } else {
-            Some(job())
-        }
-    }
 }
 
 #[cfg(test)]
@@ -61,8 +48,8 @@ mod tests {
     #[tokio::test]
     async fn jobs_run_and_panics_are_contained() {
         let heavy = Heavy::new(1, 10);
-        assert_eq!(heavy.run_sized(5, || 1 + 1).await, Some(2));
-        assert_eq!(heavy.run_sized(50, || 3).await, Some(3));
+        assert!(!heavy.is_heavy(5) && heavy.is_heavy(50));
+        assert_eq!(heavy.run(|| 3).await, Some(3));
         let boom: Option<()> = heavy.run(|| panic!("job failed")).await;
         assert_eq!(boom, None);
         assert_eq!(heavy.run(|| 4).await, Some(4), "the slot was released");

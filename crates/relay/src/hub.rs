@@ -7,11 +7,11 @@
 //! subscriber gets `DocUnavailable` and retries later).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::task::TaskTracker;
 use weft_protocol::DocId;
 
@@ -20,6 +20,10 @@ use crate::state::Shared;
 
 /// How many commands may wait for one document before senders wait.
 const DOC_QUEUE: usize = 1024;
+
+/// How long a command for a document that is not loaded waits, at the
+/// cap, for an idle document to unload and make room.
+const ROOM_WAIT: Duration = Duration::from_secs(2);
 
 /// A sender to one document's task.
 pub(crate) type DocHandle = mpsc::Sender<DocCmd>;
@@ -31,6 +35,8 @@ pub(crate) struct DocUse {
     pub(crate) subscribers: AtomicUsize,
     /// When it last handled a command (ms since the hub started).
     last_used: AtomicU64,
+    /// Asked to unload to make room (it has not left the hub yet).
+    evicting: AtomicBool,
     epoch: Instant,
 }
 
@@ -39,6 +45,7 @@ impl DocUse {
         let used = DocUse {
             subscribers: AtomicUsize::new(0),
             last_used: AtomicU64::new(0),
+            evicting: AtomicBool::new(false),
             epoch,
         };
         used.touch();
@@ -64,6 +71,18 @@ pub(crate) struct Hub {
     next_generation: AtomicU64,
     tasks: TaskTracker,
     epoch: Instant,
+    /// Signalled when a document leaves the hub (room at the cap) or
+    /// declines to unload.
+    room: Notify,
+}
+
+/// What [`Hub::get`] found.
+enum Got {
+    Handle(DocHandle),
+    /// At the cap; an idle document is unloading to make room.
+    Wait,
+    /// At the cap, and every loaded document has subscribers.
+    Full,
 }
 
 impl std::fmt::Debug for Hub {
@@ -79,6 +98,7 @@ impl Hub {
             next_generation: AtomicU64::new(1),
             tasks: TaskTracker::new(),
             epoch: Instant::now(),
+            room: Notify::new(),
         }
     }
 
@@ -88,18 +108,26 @@ impl Hub {
         self.docs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The task of `doc`, started if it is not running; `None` if it is not
-    /// loaded and the open-document cap is reached by documents that all
-    /// have subscribers.
-    pub(crate) fn get(&self, state: &Shared, doc: &DocId) -> Option<DocHandle> {
+    /// The task of `doc`, started if it is not running and there is room.
+    /// At the cap, the least recently used idle document is asked to unload
+    /// (once): the caller waits until it has left ([`Got::Wait`]), so that
+    /// documents being unloaded still count against the cap.
+    fn get(&self, state: &Shared, doc: &DocId) -> Got {
         let mut docs = self.lock();
         if let Some(e) = docs.get(doc) {
             if !e.handle.is_closed() {
-                return Some(e.handle.clone());
+                return Got::Handle(e.handle.clone());
             }
         }
-        if docs.len() >= state.limits.max_loaded_docs && !Self::evict_one(&docs) {
-            return None;
+        if docs.len() >= state.limits.max_loaded_docs {
+            let evicting = docs
+                .values()
+                .any(|e| e.used.evicting.load(Ordering::Relaxed));
+            return if evicting || Self::evict_one(&docs) {
+                Got::Wait
+            } else {
+                Got::Full
+            };
         }
         let (tx, rx) = mpsc::channel(DOC_QUEUE);
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
@@ -119,37 +147,65 @@ impl Hub {
             used,
             rx,
         ));
-        Some(tx)
+        Got::Handle(tx)
     }
 
-    /// Asks the least recently used document without subscribers to unload
-    /// (it re-checks when the request arrives); whether one was asked.
+    /// Asks the least recently used document without subscribers, not
+    /// asked already, to unload (it re-checks when the request arrives);
+    /// whether one was asked.
     fn evict_one(docs: &HashMap<DocId, Entry>) -> bool {
         let idle = docs
             .values()
-            .filter(|e| e.used.subscribers.load(Ordering::Relaxed) == 0)
+            .filter(|e| {
+                e.used.subscribers.load(Ordering::Relaxed) == 0
+                    && !e.used.evicting.load(Ordering::Relaxed)
+            })
             .min_by_key(|e| e.used.last_used.load(Ordering::Relaxed));
         match idle {
-            Some(e) => {
+            Some(e) if e.handle.try_send(DocCmd::Unload).is_ok() => {
                 ::metrics::counter!("weft_relay_docs_evicted_total").increment(1);
-                e.handle.try_send(DocCmd::Unload).is_ok()
+                e.used.evicting.store(true, Ordering::Relaxed);
+                true
             }
-            None => false,
+            _ => false,
         }
     }
 
     /// Sends `cmd` to `doc`'s task, restarting the task if it had just
-    /// unloaded. `None` while the relay is shutting down or when the
-    /// open-document cap leaves no room for `doc`.
+    /// unloaded, waiting (up to `ROOM_WAIT`) for room at the cap. `None`
+    /// while the relay is shutting down or when the open-document cap
+    /// leaves no room for `doc`.
     pub(crate) async fn send(&self, state: &Shared, doc: &DocId, mut cmd: DocCmd) -> Option<()> {
-        for _ in 0..3 {
-            let handle = self.get(state, doc)?;
+        let deadline = tokio::time::Instant::now() + ROOM_WAIT;
+        let mut attempts = 0;
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            let handle = match self.get(state, doc) {
+                Got::Handle(h) => h,
+                Got::Full => return None,
+                Got::Wait => {
+                    tokio::time::timeout_at(deadline, room).await.ok()?;
+                    continue;
+                }
+            };
             match handle.send(cmd).await {
                 Ok(()) => return Some(()),
                 Err(mpsc::error::SendError(back)) => cmd = back,
             }
+            attempts += 1;
+            if attempts == 3 {
+                return None;
+            }
         }
-        None
+    }
+
+    /// A document asked to unload stays (it has subscribers again):
+    /// callers waiting for room ask another.
+    pub(crate) fn eviction_declined(&self, used: &DocUse) {
+        used.evicting.store(false, Ordering::Relaxed);
+        self.room.notify_waiters();
     }
 
     /// Sends `cmd` to `doc`'s task only if it is loaded (a `Leave` need not
@@ -167,6 +223,7 @@ impl Hub {
         let mut docs = self.lock();
         if docs.get(doc).is_some_and(|e| e.generation == generation) {
             docs.remove(doc);
+            self.room.notify_waiters();
         }
     }
 
