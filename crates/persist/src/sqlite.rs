@@ -276,6 +276,30 @@ fn init_or_check(conn: &mut Connection, path: &Path, options: &Options) -> Resul
 }
 
 impl SqliteStore {
+    /// Queues every append (or its error) first, then waits for each: the
+    /// writer thread finds them all queued and commits them together.
+    fn append_all(
+        &self,
+        appends: impl Iterator<Item = Result<(String, Vec<u8>)>>,
+    ) -> Vec<Result<Appended>> {
+        let waits: Vec<Result<_>> = appends
+            .map(|append| {
+                let (doc_id, update) = append?;
+                send(&self.inner.writer_tx, |reply| Command::Append {
+                    doc_id,
+                    update,
+                    reply,
+                })
+            })
+            .collect();
+        waits
+            .into_iter()
+            .map(|wait| wait.and_then(|w| w.recv().map_err(|_| Error::Closed)?))
+            .collect()
+    }
+}
+
+impl SqliteStore {
     /// Opens the store at `path`, creating it if the file does not exist.
     ///
     /// Errors: [`Error::NewerFormat`] for a store written by a newer
@@ -712,25 +736,11 @@ impl Store for SqliteStore {
     }
 
     fn append_many(&self, doc_id: &str, updates: &[&[u8]]) -> Vec<Result<Appended>> {
-        // Queue every valid update first, then wait: the writer thread finds
-        // them all queued and commits them together.
-        let waits: Vec<Result<_>> = updates
-            .iter()
-            .map(|update| {
-                validate_doc_id(doc_id)?;
-                validate_update(doc_id, update)?;
-                let (doc_id, update) = (doc_id.to_owned(), update.to_vec());
-                send(&self.inner.writer_tx, |reply| Command::Append {
-                    doc_id,
-                    update,
-                    reply,
-                })
-            })
-            .collect();
-        waits
-            .into_iter()
-            .map(|wait| wait.and_then(|w| w.recv().map_err(|_| Error::Closed)?))
-            .collect()
+        self.append_all(updates.iter().map(|update| {
+            validate_doc_id(doc_id)?;
+            validate_update(doc_id, update)?;
+            Ok((doc_id.to_owned(), update.to_vec()))
+        }))
     }
 
     fn append_updates(
@@ -738,24 +748,11 @@ impl Store for SqliteStore {
         doc_id: &str,
         updates: &[&weft_core::Update],
     ) -> Vec<Result<Appended>> {
-        // Checked when they were decoded: queue them as they are, then wait
-        // for the shared commit.
-        let waits: Vec<Result<_>> = updates
-            .iter()
-            .map(|update| {
-                validate_doc_id(doc_id)?;
-                let (doc_id, update) = (doc_id.to_owned(), update.as_bytes().to_vec());
-                send(&self.inner.writer_tx, |reply| Command::Append {
-                    doc_id,
-                    update,
-                    reply,
-                })
-            })
-            .collect();
-        waits
-            .into_iter()
-            .map(|wait| wait.and_then(|w| w.recv().map_err(|_| Error::Closed)?))
-            .collect()
+        // Checked when they were decoded: stored as they are.
+        self.append_all(updates.iter().map(|update| {
+            validate_doc_id(doc_id)?;
+            Ok((doc_id.to_owned(), update.as_bytes().to_vec()))
+        }))
     }
 
     fn read(&self, doc_id: &str) -> Result<Option<StoredDoc>> {
