@@ -26,7 +26,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::hostile::*;
-use common::{append, noise, TestClient, WAIT};
+use common::{append, closed_after, noise, TestClient, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use weft_core::doc::forge::Forgery;
@@ -308,20 +308,6 @@ async fn an_expired_token_is_closed_at_exp_while_only_websocket_pings_arrive() {
 
 // ----- 4. unauthenticated holding ------------------------------------------------
 
-/// Reads until the peer closes; the time since `opened`, or `None` if it
-/// stayed open for `WAIT`.
-async fn closed_after(mut s: TcpStream, opened: Instant) -> Option<Duration> {
-    let mut buf = [0u8; 1024];
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
-            Err(_) => return None,
-            Ok(Ok(0)) | Ok(Err(_)) => return Some(opened.elapsed()),
-            Ok(Ok(_)) => continue,
-        }
-    }
-}
-
 /// Drips an upgrade request one byte every 100 ms until the relay closes
 /// the socket; the time since it opened.
 async fn drip(mut s: TcpStream, opened: Instant) -> Option<Duration> {
@@ -367,8 +353,11 @@ async fn unauthenticated_sockets_are_timed_out_and_do_not_lock_out_honest_client
         let ip = [127, 0, 0, host];
         for _ in 0..10 {
             let opened = Instant::now();
-            let s = tcp_from(ip, addr).await;
-            tasks.push(("silent", tokio::spawn(closed_after(s, opened))));
+            let mut s = tcp_from(ip, addr).await;
+            tasks.push((
+                "silent",
+                tokio::spawn(async move { closed_after(&mut s, opened).await }),
+            ));
         }
         for _ in 0..10 {
             let opened = Instant::now();
@@ -376,7 +365,10 @@ async fn unauthenticated_sockets_are_timed_out_and_do_not_lock_out_honest_client
             let _ = s
                 .write_all(b"GET /ws HTTP/1.1\r\nHost: relay\r\nUpgrade: websocket\r\n")
                 .await;
-            tasks.push(("half upgrade", tokio::spawn(closed_after(s, opened))));
+            tasks.push((
+                "half upgrade",
+                tokio::spawn(async move { closed_after(&mut s, opened).await }),
+            ));
         }
         for _ in 0..3 {
             let opened = Instant::now();

@@ -11,9 +11,9 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{append, http_get, new_doc, TestClient, WAIT};
+use common::{append, closed_after, http_get, new_doc, TestClient, WAIT};
 use futures_util::SinkExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::MaybeTlsStream;
@@ -153,20 +153,6 @@ fn frame_header(fin: bool, opcode: u8, len: u64) -> Vec<u8> {
     }
     h.extend_from_slice(&[0; 4]);
     h
-}
-
-/// Reads until the server closes a raw socket; how long that took (or
-/// `None` if it stayed open for `WAIT`).
-async fn closed_after(s: &mut TcpStream, since: Instant) -> Option<Duration> {
-    let mut buf = [0u8; 1024];
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
-            Err(_) => return None,
-            Ok(Ok(0)) | Ok(Err(_)) => return Some(since.elapsed()),
-            Ok(Ok(_)) => continue,
-        }
-    }
 }
 
 fn presence(n: u32) -> PresenceState {

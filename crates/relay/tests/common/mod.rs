@@ -228,3 +228,18 @@ pub fn noise(n: usize, seed: u64) -> String {
         })
         .collect()
 }
+
+/// Reads until the server closes a raw socket; how long since `since` that
+/// took (or `None` if it stayed open for `WAIT`).
+pub async fn closed_after(s: &mut TcpStream, since: std::time::Instant) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(since.elapsed()),
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
