@@ -282,11 +282,11 @@ fn claims_history() -> Vec<Vec<u8>> {
         .collect();
     let mut out: Vec<Vec<u8>> = Vec::new();
     for round in 0..3u64 {
-        for i in 0..3 {
+        for (i, doc) in docs.iter_mut().enumerate() {
             for u in &out {
-                let _ = docs[i].apply(u.as_slice());
+                let _ = doc.apply(u.as_slice());
             }
-            let made = docs[i].transact(|tx| {
+            let made = doc.transact(|tx| {
                 tx.text("t")?.insert(0, if i == 0 { "ab" } else { "ü" })?;
                 tx.counter("n")?.increment(round + 1)?;
                 if i == 1 {
