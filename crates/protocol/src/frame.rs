@@ -333,11 +333,15 @@ impl Frame {
                 return Err(ProtocolError::UnknownFrame(index));
             }
         }
-        // What decoding builds (version vectors, presence peers) is charged
-        // against the frame limit too, so a frame of tiny entries cannot
-        // become a structure many times its size.
-        let (wire, rest) = codec::with_budget(max, || postcard::take_from_bytes::<Wire<'_>>(body))?
-            .map_err(DecodeError::from)?;
+        // What decoding builds (version vectors, cursor paths) is charged to
+        // a budget of four times the frame limit (at least 1 MiB), so a
+        // frame of tiny entries cannot become a structure many times its
+        // size, while any frame within the limit that honest peers send
+        // decodes.
+        let budget = max.saturating_mul(4).max(1 << 20);
+        let (wire, rest) =
+            codec::with_budget(budget, || postcard::take_from_bytes::<Wire<'_>>(body))?
+                .map_err(DecodeError::from)?;
         if !rest.is_empty() {
             return Err(DecodeError::TrailingBytes(rest.len()).into());
         }
