@@ -222,6 +222,12 @@ fn reverse_causal_order_waits_then_applies() {
     }
 }
 
+fn decoded_len(u: &[u8]) -> usize {
+    weft_core::Update::decode(u.to_vec(), &Limits::default())
+        .unwrap()
+        .decoded_len()
+}
+
 #[test]
 fn pending_limits_by_count_and_bytes() {
     let mut a = Doc::new(ReplicaId::new(1));
@@ -238,9 +244,9 @@ fn pending_limits_by_count_and_bytes() {
     let before = b.save();
     match b.apply(&u[1]) {
         Err(DocError::PendingFull { updates: 2, bytes }) => {
-            // Accounted at their decoded size: the encoding (no compressed
-            // section in a counter update, so nothing inflates).
-            assert_eq!(bytes, u[3].len() + u[2].len())
+            // Accounted at their decoded size (encoding plus what decoding
+            // builds), the same after `load`.
+            assert_eq!(bytes, decoded_len(&u[3]) + decoded_len(&u[2]))
         }
         other => panic!("expected PendingFull, got {other:?}"),
     }
@@ -250,9 +256,9 @@ fn pending_limits_by_count_and_bytes() {
     let mut reloaded = Doc::load_with_limits(&before, ReplicaId::new(2), limits).unwrap();
     match reloaded.apply(&u[1]) {
         Err(DocError::PendingFull { updates: 2, bytes }) => {
-            // Accounted at their decoded size: the encoding (no compressed
-            // section in a counter update, so nothing inflates).
-            assert_eq!(bytes, u[3].len() + u[2].len())
+            // Accounted at their decoded size (encoding plus what decoding
+            // builds), the same after `load`.
+            assert_eq!(bytes, decoded_len(&u[3]) + decoded_len(&u[2]))
         }
         other => panic!("expected PendingFull after load, got {other:?}"),
     }

@@ -715,7 +715,11 @@ impl Doc {
                 Some(need) if !doc.version.dominates(&body.to) => {
                     let hash = pending::hash_bytes(&bytes);
                     if !doc.pending.contains(&body, hash) {
-                        doc.pending.insert(body, bytes.len(), hash, need);
+                        // Accounted as `apply` accounts it: its decoded size.
+                        let built =
+                            codec::decode_bounded::<UpdateBody>(&bytes, usize::MAX, usize::MAX)
+                                .map_or(0, |(_, built)| built);
+                        doc.pending.insert(body, bytes.len() + built, hash, need);
                     }
                 }
                 // Applicable already (an older writer saved it waiting):
