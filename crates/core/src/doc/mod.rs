@@ -392,13 +392,8 @@ impl Doc {
     /// that it lacks, and one carrying a transaction this document already
     /// holds with a different shape ([`DocError::Conflict`]).
     pub fn apply(&mut self, bytes: &[u8]) -> Result<ApplyReport, DocError> {
-        let (body, inflated): (UpdateBody, usize) = codec::decode_bounded(
-            bytes,
-            self.limits.max_input_bytes,
-            self.limits.max_decoded_bytes,
-        )?;
-        body.check(&self.limits)?;
-        self.apply_checked(&body, bytes.len() + inflated, pending::hash_bytes(bytes))
+        let (body, built) = UpdateBody::decode_checked(bytes, &self.limits)?;
+        self.apply_checked(&body, bytes.len() + built, pending::hash_bytes(bytes))
     }
 
     /// Applies an update decoded once by [`Update::decode`]: as

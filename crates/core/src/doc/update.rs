@@ -145,6 +145,20 @@ impl UpdateBody {
         Ok(())
     }
 
+    /// The one decode of an update's bytes under `limits`, then
+    /// [`UpdateBody::check`]; returns the body and the bytes decoding built
+    /// beyond the input. `Update::decode` and `Doc::apply` both go through
+    /// it.
+    pub(crate) fn decode_checked(
+        bytes: &[u8],
+        limits: &Limits,
+    ) -> Result<(UpdateBody, usize), DocError> {
+        let (body, built): (UpdateBody, usize) =
+            codec::decode_bounded(bytes, limits.max_input_bytes, limits.max_decoded_bytes)?;
+        body.check(limits)?;
+        Ok((body, built))
+    }
+
     /// Everything checked of a decoded update, under `limits`: the author
     /// cap first (cheap, before anything is built from a huge update), then
     /// [`UpdateBody::validate`].
@@ -256,10 +270,8 @@ impl Update {
     /// Decodes and checks `bytes` under `limits` (input size, inflated size,
     /// transaction authors): the one decode an update gets.
     pub fn decode(bytes: Vec<u8>, limits: &Limits) -> Result<Update, DocError> {
-        let (body, inflated): (UpdateBody, usize) =
-            codec::decode_bounded(&bytes, limits.max_input_bytes, limits.max_decoded_bytes)?;
-        body.check(limits)?;
-        Ok(Update::from_parts(bytes, body, inflated))
+        let (body, built) = UpdateBody::decode_checked(&bytes, limits)?;
+        Ok(Update::from_parts(bytes, body, built))
     }
 
     pub(crate) fn from_parts(bytes: Vec<u8>, body: UpdateBody, inflated: usize) -> Update {
