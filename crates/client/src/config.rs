@@ -102,7 +102,7 @@ impl SyncConfig {
 /// | `doc.max_input_bytes` | 64 MiB | the update is refused (frames are at most 32 MiB anyway) |
 /// | `doc.max_decoded_bytes` | 16 MiB | an update whose compressed sections inflate past this is refused before anything is allocated |
 /// | `doc.max_update_authors` | 65,536 | an update carrying transactions of more replicas is refused |
-/// | `doc.max_pending_updates` | 4,096 | an update waiting for a missing dependency is refused (not stored) once this many wait |
+/// | `doc.max_pending_updates` | 262,144 | an update waiting for a missing dependency is refused (not stored) once this many wait |
 /// | `doc.max_pending_bytes` | 16 MiB | the same, counted at the waiting updates' *decoded* size |
 /// | `max_presence_peers` | 1,024 | presence of further new peers is ignored until `PresenceRemoved` frees a slot |
 ///

@@ -53,6 +53,16 @@ pub fn encode<T: Encode>(value: &T) -> Vec<u8> {
     postcard::to_extend(value, header()).unwrap_or_else(|_| header())
 }
 
+/// A buffer holding the weft header of `T`, with room for `capacity` more
+/// bytes (for encoders that write their body piece by piece).
+pub(crate) fn header<T: Encode>(capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + capacity);
+    out.extend_from_slice(&MAGIC);
+    out.push(FORMAT_VERSION);
+    out.push(T::KIND);
+    out
+}
+
 /// Decodes a value written by [`encode`], with the default size limit.
 pub fn decode<T: Encode>(bytes: &[u8]) -> Result<T, DecodeError> {
     decode_with_limit(bytes, DEFAULT_MAX_BYTES)

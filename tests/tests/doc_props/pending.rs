@@ -295,3 +295,131 @@ fn pending_limits_by_count_and_bytes() {
     }
     assert_eq!(c, a);
 }
+
+/// The orders a receiver can see a causal history in.
+#[derive(Clone, Copy, Debug)]
+enum Order {
+    /// Newest first: everything but the first update waits.
+    Reversed,
+    /// A random permutation.
+    Shuffled,
+    /// Each author's updates in order, authors one after another (another
+    /// device's whole offline session arriving after this one's).
+    AuthorByAuthor,
+}
+
+/// `made` (indices) in the given order; `seed` drives the shuffles.
+fn deliver(made: &[Made], order: Order, seed: &[proptest::sample::Index]) -> Vec<usize> {
+    let n = made.len();
+    match order {
+        Order::Reversed => (0..n).rev().collect(),
+        Order::Shuffled => {
+            let mut v: Vec<usize> = (0..n).collect();
+            for (k, s) in seed.iter().enumerate().take(n) {
+                let j = k + s.index(n - k);
+                v.swap(k, j);
+            }
+            v
+        }
+        Order::AuthorByAuthor => {
+            // The author of an update: the replica whose counter it raises.
+            let author = |m: &Made| {
+                m.to.iter()
+                    .find(|&(r, c)| c > m.from.get(r))
+                    .map(|(r, _)| r)
+            };
+            let mut authors: Vec<ReplicaId> = made.iter().filter_map(author).collect();
+            authors.sort();
+            authors.dedup();
+            if let Some(s) = seed.first() {
+                let k = s.index(authors.len().max(1));
+                authors.rotate_left(k);
+            }
+            authors
+                .into_iter()
+                .flat_map(|a| (0..n).filter(move |&i| author(&made[i]) == Some(a)))
+                .collect()
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Random causal histories of 1–4 authors delivered reversed, shuffled or
+    /// author by author, under the default limits: nothing is refused, and
+    /// the receiver ends with everything applied, nothing waiting, and equal
+    /// to a replica that received the history in causal order.
+    #[test]
+    fn adversarial_orders_converge_under_default_limits(
+        txs in proptest::collection::vec((0usize..4, tx_strategy(Profile::CONVERGE), proptest::bool::weighted(0.3)), 1..60),
+        authors in 1usize..=4,
+        order in prop_oneof![Just(Order::Reversed), Just(Order::Shuffled), Just(Order::AuthorByAuthor)],
+        seed in proptest::collection::vec(any::<proptest::sample::Index>(), 60),
+    ) {
+        let (made, all) = history(&txs, authors)?;
+        prop_assume!(!made.is_empty());
+        let mut doc = Doc::new(ReplicaId::new(50));
+        for i in deliver(&made, order, &seed) {
+            let r = doc
+                .apply(&made[i].bytes)
+                .map_err(|e| TestCaseError::fail(format!("{order:?}: update {i}: {e}")))?;
+            check_report(&doc, &r)?;
+        }
+        prop_assert_eq!(doc.pending_updates(), 0);
+        prop_assert_eq!(&doc, &all);
+    }
+}
+
+/// Three devices each make 2,000 edits, seeing each other's edits often (so
+/// every update depends on the others'); a fourth receives them device by
+/// device, the worst order for waiting: it must hold almost everything, and
+/// the default limits leave room for it.
+#[test]
+fn a_long_offline_history_author_by_author_fits_the_default_limits() {
+    let mut docs: Vec<Doc> = (1..=3).map(|i| Doc::new(ReplicaId::new(i))).collect();
+    let mut made: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 3];
+    for step in 0..6000usize {
+        let who = step % 3;
+        // Catch up on the other two devices' latest edits first.
+        for other in 0..3 {
+            if other != who {
+                if let Some(u) = made[other].last() {
+                    docs[who].apply(u).unwrap();
+                }
+            }
+        }
+        let u = docs[who]
+            .transact(|tx| {
+                let mut t = tx.text("t")?;
+                let at = (step * 7) % (t.len() + 1);
+                t.insert(at, if step % 5 == 0 { "é " } else { "x" })
+            })
+            .unwrap();
+        made[who].push(u);
+    }
+    let mut late = Doc::new(ReplicaId::new(9));
+    let mut max_pending = 0;
+    for device in [2, 0, 1] {
+        for u in &made[device] {
+            let r = late.apply(u).unwrap();
+            max_pending = max_pending.max(r.pending);
+        }
+    }
+    assert!(
+        max_pending > 3000,
+        "the order made most updates wait ({max_pending})"
+    );
+    assert_eq!(late.pending_updates(), 0);
+    let mut reference = Doc::new(ReplicaId::new(10));
+    for round in 0..2000 {
+        for device in 0..3 {
+            reference.apply(&made[device][round]).unwrap();
+        }
+    }
+    assert_eq!(
+        late.text("t").unwrap().to_string(),
+        reference.text("t").unwrap().to_string()
+    );
+    assert_eq!(late.version(), reference.version());
+}

@@ -84,7 +84,7 @@ impl Default for Limits {
             max_input_bytes: codec::DEFAULT_MAX_BYTES,
             max_decoded_bytes: codec::DEFAULT_MAX_BYTES,
             max_update_authors: 1 << 16,
-            max_pending_updates: 4096,
+            max_pending_updates: 1 << 18,
             max_pending_bytes: 64 << 20,
             allow_own_replica: false,
         }
@@ -161,6 +161,10 @@ pub struct Doc {
     limits: Limits,
     clock: fn() -> u64,
     observers: Observers,
+    /// The buffers transactions reuse (empty between transactions).
+    scratch: txn::Scratch,
+    /// Paths recently opened by transactions, shared by the next ones.
+    recent_paths: Vec<Path>,
 }
 
 impl fmt::Debug for Doc {
@@ -200,6 +204,8 @@ impl Doc {
             limits: Limits::default(),
             clock: crate::wall_clock_ms,
             observers: Observers::default(),
+            scratch: txn::Scratch::default(),
+            recent_paths: Vec::new(),
         }
     }
 
@@ -593,15 +599,7 @@ impl Doc {
 
     /// What waiting updates need that this document lacks.
     fn missing(&self) -> VersionVector {
-        let mut need = VersionVector::new();
-        for u in self.pending.bodies() {
-            for (r, n) in u.from.iter() {
-                if n > self.version.get(r) {
-                    need.observe(crate::Dot::new(r, n));
-                }
-            }
-        }
-        need
+        self.pending.missing(&self.version)
     }
 
     fn integrate(&mut self, body: &UpdateBody) {

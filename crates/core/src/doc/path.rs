@@ -10,6 +10,7 @@
 use crate::DecodeError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// Longest path a document accepts (nesting depth).
 pub const MAX_DEPTH: usize = 32;
@@ -68,13 +69,41 @@ pub struct Step {
 /// assert_eq!(p.to_string(), "meta/title");
 /// assert_eq!(p.kind(), Some(Kind::Register));
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Path(#[serde(deserialize_with = "crate::codec::charged")] Vec<Step>);
+///
+/// A path is shared, not copied: cloning one (as every transaction and
+/// update does for the values it touches) costs a reference count, never an
+/// allocation. On the wire it is the sequence of its steps.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Path(Arc<[Step]>);
+
+impl Default for Path {
+    fn default() -> Self {
+        Path::root()
+    }
+}
+
+impl Serialize for Path {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.as_ref().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Path {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let steps: Vec<Step> = crate::codec::charged(d)?;
+        Ok(Path(steps.into()))
+    }
+}
+
+thread_local! {
+    /// The root path, shared so that naming it allocates nothing.
+    static ROOT: Path = Path(Arc::from(Vec::new()));
+}
 
 impl Path {
     /// The root map.
     pub fn root() -> Self {
-        Path(Vec::new())
+        ROOT.with(Path::clone)
     }
 
     /// The path of `key` (holding `kind`, first generation) inside the map
@@ -86,13 +115,29 @@ impl Path {
     /// The path of `key` (holding `kind` in the given generation) inside the
     /// map at `self`.
     pub fn child_gen(&self, key: impl Into<String>, kind: Kind, generation: u32) -> Path {
-        let mut steps = self.0.clone();
+        let mut steps = Vec::with_capacity(self.0.len() + 1);
+        steps.extend_from_slice(&self.0);
         steps.push(Step {
             key: key.into(),
             kind,
             generation,
         });
-        Path(steps)
+        Path(steps.into())
+    }
+
+    /// Whether this path is `parent`'s child `key` of `kind` in
+    /// `generation` (what [`Path::child_gen`] would build), without building
+    /// it.
+    pub(crate) fn is_child(&self, parent: &Path, key: &str, kind: Kind, generation: u32) -> bool {
+        match self.0.split_last() {
+            Some((last, init)) => {
+                last.kind == kind
+                    && last.generation == generation
+                    && last.key == key
+                    && init == &parent.0[..]
+            }
+            None => false,
+        }
     }
 
     /// The steps from the root.
@@ -108,7 +153,7 @@ impl Path {
     /// The map holding this value and the key in it (`None` for the root).
     pub fn parent(&self) -> Option<(Path, &str)> {
         let (last, init) = self.0.split_last()?;
-        Some((Path(init.to_vec()), last.key.as_str()))
+        Some((Path(init.into()), last.key.as_str()))
     }
 
     /// Whether `self` is `prefix` or lies inside it.

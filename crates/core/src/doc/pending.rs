@@ -28,6 +28,10 @@ pub(crate) struct Pending {
     by_need: BTreeMap<(ReplicaId, u64), Vec<u64>>,
     /// Entry ids by the hash of their encoding, to spot a resent copy.
     by_hash: HashMap<u64, Vec<u64>>,
+    /// Every `(replica, counter)` named by a waiting body's `from`, counted:
+    /// the highest per replica, where the document lacks it, is what the
+    /// waiting updates miss (kept here so asking costs nothing per update).
+    needs: BTreeMap<ReplicaId, BTreeMap<u64, u32>>,
     bytes: usize,
     next: u64,
 }
@@ -77,7 +81,25 @@ impl Pending {
         self.bytes = self.bytes.saturating_add(len);
         self.by_hash.entry(hash).or_default().push(id);
         self.by_need.entry(need).or_default().push(id);
+        for (r, n) in body.from.iter() {
+            *self.needs.entry(r).or_default().entry(n).or_default() += 1;
+        }
         self.entries.insert(id, Entry { body, len, hash });
+    }
+
+    /// What the waiting updates need that `version` lacks: per replica, the
+    /// highest counter some waiting `from` names above `version`. Costs one
+    /// lookup per replica named, not a pass over the waiting updates.
+    pub(crate) fn missing(&self, version: &VersionVector) -> VersionVector {
+        let mut need = VersionVector::new();
+        for (&r, counts) in &self.needs {
+            if let Some((&n, _)) = counts.last_key_value() {
+                if n > version.get(r) {
+                    need.observe(crate::Dot::new(r, n));
+                }
+            }
+        }
+        need
     }
 
     /// Takes the ids filed under a dependency of `replica` at or below `have`.
@@ -111,6 +133,19 @@ impl Pending {
     pub(crate) fn remove(&mut self, id: u64) -> Option<(UpdateBody, usize)> {
         let e = self.entries.remove(&id)?;
         self.bytes = self.bytes.saturating_sub(e.len);
+        for (r, n) in e.body.from.iter() {
+            if let Some(counts) = self.needs.get_mut(&r) {
+                if let Some(c) = counts.get_mut(&n) {
+                    *c -= 1;
+                    if *c == 0 {
+                        counts.remove(&n);
+                    }
+                }
+                if counts.is_empty() {
+                    self.needs.remove(&r);
+                }
+            }
+        }
         if let Some(ids) = self.by_hash.get_mut(&e.hash) {
             ids.retain(|x| *x != id);
             if ids.is_empty() {

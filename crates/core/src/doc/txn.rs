@@ -18,9 +18,9 @@ use super::update::UpdateBody;
 use super::value::{encode_scalar, Bytes, Slot, Value, ValueDelta};
 use super::Doc;
 use crate::codec;
-use crate::{Crdt, DocError, OverflowError, TextOp};
+use crate::{Crdt, DocError, OverflowError, ReplicaId, TextOp};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -55,7 +55,8 @@ enum Op {
     TextInsert {
         path: Path,
         index: usize,
-        text: String,
+        /// The inserted text: this range of the transaction's text buffer.
+        text: std::ops::Range<usize>,
     },
     TextDelete {
         path: Path,
@@ -87,27 +88,74 @@ enum Op {
 /// ```
 pub struct Transaction<'d> {
     doc: &'d mut Doc,
-    ops: Vec<Op>,
+    /// Buffers borrowed from the document for this transaction and handed
+    /// back, emptied, when it ends (so typing allocates none of them).
+    scratch: Scratch,
     kinds: BTreeMap<(Path, String), Slot>,
-    text_len: BTreeMap<Path, usize>,
     counters: BTreeMap<Path, (u64, u64)>,
+}
+
+/// The reusable buffers of a transaction, kept by the document between
+/// transactions. Empty whenever no transaction is open.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    ops: Vec<Op>,
+    /// The text of every insert recorded, back to back.
+    text: String,
+    /// Text lengths as of the edits recorded so far (few entries: a linear
+    /// scan beats a map).
+    text_len: Vec<(Path, usize)>,
+    /// Changes to ship, by value, in the order values were first touched.
+    changes: Vec<(Path, ValueDelta)>,
+    /// Values touched, with their replica counter after the commit.
+    touched: Vec<(Path, u64)>,
+}
+
+impl Scratch {
+    fn clear(&mut self) {
+        self.ops.clear();
+        self.text.clear();
+        self.text_len.clear();
+        self.changes.clear();
+        self.touched.clear();
+    }
+}
+
+impl fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scratch")
+            .field("ops", &self.ops.len())
+            .finish()
+    }
 }
 
 impl fmt::Debug for Transaction<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Transaction")
-            .field("ops", &self.ops)
+            .field("ops", &self.scratch.ops)
             .finish()
     }
 }
 
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        self.doc.scratch = scratch;
+    }
+}
+
+/// Paths a document remembers having handed out, so that opening the same
+/// value in the next transaction shares the path instead of building it.
+const RECENT_PATHS: usize = 8;
+
 impl<'d> Transaction<'d> {
     pub(crate) fn new(doc: &'d mut Doc) -> Self {
+        let scratch = std::mem::take(&mut doc.scratch);
         Transaction {
             doc,
-            ops: Vec::new(),
+            scratch,
             kinds: BTreeMap::new(),
-            text_len: BTreeMap::new(),
             counters: BTreeMap::new(),
         }
     }
@@ -119,7 +167,25 @@ impl<'d> Transaction<'d> {
 
     /// Whether nothing has been recorded.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.scratch.ops.is_empty()
+    }
+
+    /// `parent`'s child `key` of `kind` in `generation`: a path the document
+    /// handed out recently, or a new one it remembers.
+    fn child_path(&mut self, parent: &Path, key: &str, kind: Kind, generation: u32) -> Path {
+        let recent = &mut self.doc.recent_paths;
+        if let Some(p) = recent
+            .iter()
+            .find(|p| p.is_child(parent, key, kind, generation))
+        {
+            return p.clone();
+        }
+        let path = parent.child_gen(key, kind, generation);
+        if recent.len() >= RECENT_PATHS {
+            recent.remove(0);
+        }
+        recent.push(path.clone());
+        path
     }
 
     fn slot_now(&self, map: &Path, key: &str) -> Option<Slot> {
@@ -132,7 +198,7 @@ impl<'d> Transaction<'d> {
     }
 
     fn set_slot(&mut self, map: &Path, key: &str, slot: Slot) {
-        self.ops.push(Op::SetKind {
+        self.scratch.ops.push(Op::SetKind {
             map: map.clone(),
             key: key.to_string(),
             slot,
@@ -159,10 +225,10 @@ impl<'d> Transaction<'d> {
                 kind: Some(found),
                 generation,
             }) => {
-                let path = map.child_gen(key, kind, generation);
                 if found == kind {
-                    return Ok(path);
+                    return Ok(self.child_path(map, key, kind, generation));
                 }
+                let path = map.child_gen(key, kind, generation);
                 return Err(DocError::TypeMismatch {
                     path: path.to_string(),
                     expected: kind,
@@ -187,7 +253,7 @@ impl<'d> Transaction<'d> {
                 generation,
             },
         );
-        Ok(map.child_gen(key, kind, generation))
+        Ok(self.child_path(map, key, kind, generation))
     }
 
     fn remove_key(&mut self, map: &Path, key: &str) {
@@ -208,12 +274,19 @@ impl<'d> Transaction<'d> {
     }
 
     fn text_len(&self, path: &Path) -> usize {
-        match self.text_len.get(path) {
-            Some(&n) => n,
+        match self.scratch.text_len.iter().find(|(p, _)| p == path) {
+            Some(&(_, n)) => n,
             None => match self.doc.values.get(path) {
                 Some(Value::Text(t)) => t.len(),
                 _ => 0,
             },
+        }
+    }
+
+    fn set_text_len(&mut self, path: &Path, len: usize) {
+        match self.scratch.text_len.iter_mut().find(|(p, _)| p == path) {
+            Some((_, n)) => *n = len,
+            None => self.scratch.text_len.push((path.clone(), len)),
         }
     }
 
@@ -266,17 +339,21 @@ impl<'d> Transaction<'d> {
     /// Applies every recorded operation and returns the encoded update to
     /// send to other replicas. A transaction that recorded nothing returns an
     /// update that changes nothing.
-    pub fn commit(self) -> Vec<u8> {
-        let Transaction { doc, ops, .. } = self;
+    pub fn commit(mut self) -> Vec<u8> {
+        let doc = &mut *self.doc;
+        let sc = &mut self.scratch;
         let replica = doc.replica;
-        let now = (doc.clock)();
-        let from = doc.version.clone();
-        let mut changes: Vec<(Path, ValueDelta)> = Vec::new();
-        let mut events: Vec<Event> = Vec::new();
-        let mut touched: BTreeSet<Path> = BTreeSet::new();
+        // Only last-writer-wins writes are stamped: typing reads no clock.
+        let stamped = sc
+            .ops
+            .iter()
+            .any(|op| matches!(op, Op::SetKind { .. } | Op::Register { .. }));
+        let now = if stamped { (doc.clock)() } else { 0 };
         let want_events = !doc.observers.is_empty();
-        for op in ops {
-            let Some((path, delta, change)) = apply_local(doc, op, now, want_events) else {
+        let mut events: Vec<Event> = Vec::new();
+        let text = std::mem::take(&mut sc.text);
+        for op in sc.ops.drain(..) {
+            let Some((path, delta, change)) = apply_local(doc, op, &text, now, want_events) else {
                 continue;
             };
             if let Some(change) = change {
@@ -286,55 +363,89 @@ impl<'d> Transaction<'d> {
                     origin: Origin::Local,
                 });
             }
-            touched.insert(path.clone());
-            match (changes.last_mut(), delta) {
+            if !sc.touched.iter().any(|(p, _)| *p == path) {
+                sc.touched.push((path.clone(), 0));
+            }
+            match (sc.changes.last_mut(), delta) {
                 (Some((p, ValueDelta::Text(prev))), ValueDelta::Text(d)) if *p == path => {
                     prev.merge(&d)
                 }
-                (_, delta) => changes.push((path, delta)),
+                (_, delta) => sc.changes.push((path, delta)),
             }
         }
-        if changes.is_empty() {
-            let body = UpdateBody {
-                from: from.clone(),
-                to: from,
-                changes,
-                touches: Vec::new(),
-            };
-            return codec::encode(&body);
+        sc.text = text;
+        // The update, written once into the buffer that is returned: the
+        // same bytes `codec::encode(&UpdateBody { .. })` would produce, but
+        // with nothing cloned to build that body.
+        let mut out = codec::header::<UpdateBody>(64 + sc.text.len());
+        out = encode_field(&doc.version, out); // from
+        if sc.changes.is_empty() {
+            out = encode_field(&doc.version, out); // to = from
+            out = encode_field(&sc.changes, out);
+            let none: &[super::update::TouchEntry] = &[];
+            return encode_field(none, out);
         }
         let counter = doc.version.increment(replica).counter;
-        let mut touches = Vec::with_capacity(touched.len());
-        for path in touched {
-            let val = doc
-                .values
-                .get(&path)
-                .map_or(0, |v| v.version().get(replica));
-            doc.touches
-                .entry(path.clone())
-                .or_default()
-                .record(replica, counter, val);
-            touches.push((
-                path,
-                replica,
-                vec![Run {
-                    doc: counter,
-                    val,
-                    count: 1,
-                    step: 0,
-                }],
-            ));
+        for (path, val) in sc.touched.iter_mut() {
+            *val = doc.values.get(path).map_or(0, |v| v.version().get(replica));
+            match doc.touches.get_mut(path) {
+                Some(t) => t.record(replica, counter, *val),
+                None => doc
+                    .touches
+                    .entry(path.clone())
+                    .or_default()
+                    .record(replica, counter, *val),
+            }
         }
-        let body = UpdateBody {
-            from,
-            to: doc.version.clone(),
-            changes,
-            touches,
-        };
+        out = encode_field(&doc.version, out); // to
+        out = encode_field(&sc.changes, out);
+        out = encode_field(
+            &LocalTouches {
+                touched: &sc.touched,
+                replica,
+                counter,
+            },
+            out,
+        );
         doc.observers.emit(&events);
-        let bytes = codec::encode(&body);
-        doc.decoded_bytes = doc.decoded_bytes.saturating_add(bytes.len() as u64);
-        bytes
+        doc.decoded_bytes = doc.decoded_bytes.saturating_add(out.len() as u64);
+        out
+    }
+}
+
+/// Appends the postcard encoding of one field of an update to `out`. (A
+/// postcard struct is its fields back to back, so fields written one by one
+/// make the struct's encoding.)
+fn encode_field<T: Serialize + ?Sized>(value: &T, out: Vec<u8>) -> Vec<u8> {
+    // Serializing into a Vec only fails for a serde impl that reports an
+    // error, which no weft type has; such an update would then fail to
+    // decode with a typed error rather than panic here.
+    postcard::to_extend(value, out).unwrap_or_default()
+}
+
+/// The translation runs of one local transaction, serialized as the
+/// `touches` of an [`UpdateBody`] (one single-transaction run per value
+/// touched) without building them.
+struct LocalTouches<'a> {
+    touched: &'a [(Path, u64)],
+    replica: ReplicaId,
+    counter: u64,
+}
+
+impl Serialize for LocalTouches<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.touched.len()))?;
+        for (path, val) in self.touched {
+            let run = Run {
+                doc: self.counter,
+                val: *val,
+                count: 1,
+                step: 0,
+            };
+            seq.serialize_element(&(path, self.replica, std::slice::from_ref(&run)))?;
+        }
+        seq.end()
     }
 }
 
@@ -344,6 +455,7 @@ impl<'d> Transaction<'d> {
 fn apply_local(
     doc: &mut Doc,
     op: Op,
+    inserted: &str,
     now: u64,
     want_events: bool,
 ) -> Option<(Path, ValueDelta, Option<Change>)> {
@@ -422,13 +534,14 @@ fn apply_local(
             let Value::Text(t) = doc.value_mut(&path, Kind::Text) else {
                 unreachable_kind()
             };
-            let d = t.insert(replica, index, &text);
+            let text = inserted.get(text).unwrap_or_default();
+            let d = t.insert(replica, index, text);
             let change = want_events.then(|| {
                 let mut ops = Vec::with_capacity(2);
                 if index > 0 {
                     ops.push(TextOp::Retain(index));
                 }
-                ops.push(TextOp::Insert(text));
+                ops.push(TextOp::Insert(text.to_string()));
                 Change::Text(ops)
             });
             (path, ValueDelta::Text(d), change)
@@ -502,7 +615,7 @@ impl<'d> MapMut<'_, 'd> {
     pub fn put<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), DocError> {
         let path = self.tx.ensure(&self.path, key, Kind::Register)?;
         let bytes = encode_scalar(&path, value)?;
-        self.tx.ops.push(Op::Register { path, bytes });
+        self.tx.scratch.ops.push(Op::Register { path, bytes });
         Ok(())
     }
 
@@ -515,7 +628,7 @@ impl<'d> MapMut<'_, 'd> {
     ) -> Result<(), DocError> {
         let path = self.tx.ensure(&self.path, key, Kind::MultiValue)?;
         let bytes = encode_scalar(&path, value)?;
-        self.tx.ops.push(Op::MultiValue { path, bytes });
+        self.tx.scratch.ops.push(Op::MultiValue { path, bytes });
         Ok(())
     }
 
@@ -561,13 +674,14 @@ impl TextMut<'_, '_> {
         if s.is_empty() {
             return Ok(());
         }
-        self.tx
-            .text_len
-            .insert(self.path.clone(), len + s.chars().count());
-        self.tx.ops.push(Op::TextInsert {
+        self.tx.set_text_len(&self.path, len + s.chars().count());
+        let buf = &mut self.tx.scratch.text;
+        let start = buf.len();
+        buf.push_str(s);
+        self.tx.scratch.ops.push(Op::TextInsert {
             path: self.path.clone(),
             index,
-            text: s.to_string(),
+            text: start..buf.len(),
         });
         Ok(())
     }
@@ -586,10 +700,8 @@ impl TextMut<'_, '_> {
         if n == 0 {
             return Ok(());
         }
-        self.tx
-            .text_len
-            .insert(self.path.clone(), len - (end - index));
-        self.tx.ops.push(Op::TextDelete {
+        self.tx.set_text_len(&self.path, len - (end - index));
+        self.tx.scratch.ops.push(Op::TextDelete {
             path: self.path.clone(),
             index,
             len: n,
@@ -622,7 +734,7 @@ impl CounterMut<'_, '_> {
         let ni = i.checked_add(inc).ok_or(OverflowError).map_err(overflow)?;
         let nd = d.checked_add(dec).ok_or(OverflowError).map_err(overflow)?;
         self.tx.counters.insert(self.path.clone(), (ni, nd));
-        self.tx.ops.push(Op::Counter {
+        self.tx.scratch.ops.push(Op::Counter {
             path: self.path.clone(),
             inc,
             dec,
@@ -658,7 +770,7 @@ impl<T: Serialize> SetMut<'_, '_, T> {
     /// Adds `value` (add wins over concurrent removes).
     pub fn add(&mut self, value: &T) -> Result<(), DocError> {
         let bytes = encode_scalar(&self.path, value)?;
-        self.tx.ops.push(Op::SetAdd {
+        self.tx.scratch.ops.push(Op::SetAdd {
             path: self.path.clone(),
             bytes,
         });
@@ -668,10 +780,54 @@ impl<T: Serialize> SetMut<'_, '_, T> {
     /// Removes `value` as seen here.
     pub fn remove(&mut self, value: &T) -> Result<(), DocError> {
         let bytes = encode_scalar(&self.path, value)?;
-        self.tx.ops.push(Op::SetRemove {
+        self.tx.scratch.ops.push(Op::SetRemove {
             path: self.path.clone(),
             bytes,
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::update::UpdateBody;
+    use crate::{codec, Doc, ReplicaId};
+
+    /// `commit` writes the update field by field; the bytes must be exactly
+    /// what encoding the decoded body gives (same format, nothing lost).
+    #[test]
+    fn committed_bytes_are_the_canonical_encoding_of_their_body() {
+        let mut doc = Doc::new(ReplicaId::new(7)).with_clock(|| 1_000);
+        let mut check = |bytes: Vec<u8>| {
+            let body: UpdateBody = codec::decode(&bytes).unwrap();
+            assert_eq!(codec::encode(&body), bytes);
+        };
+        check(doc.transaction().commit()); // nothing recorded
+        check(
+            doc.transact(|tx| {
+                let mut t = tx.text("body")?;
+                t.insert(0, "héllo wörld")?;
+                t.delete(2, 3)?;
+                t.insert(1, "😀")?;
+                tx.counter("n")?.increment(3)?;
+                tx.map("meta")?.put("title", "x")?;
+                tx.set::<u32>("tags")?.add(&5)
+            })
+            .unwrap(),
+        );
+        for i in 0..50 {
+            check(
+                doc.transact(|tx| tx.text("body")?.insert(i, &"ab".repeat(i + 1)))
+                    .unwrap(),
+            );
+        }
+        // A large insert, whose content section is compressed.
+        check(
+            doc.transact(|tx| tx.text("body")?.insert(0, &"lorem ipsum ".repeat(500)))
+                .unwrap(),
+        );
+        let mut peer = Doc::new(ReplicaId::new(8));
+        peer.apply(&doc.diff(&crate::VersionVector::new())).unwrap();
+        assert_eq!(peer, doc);
     }
 }

@@ -296,11 +296,13 @@ impl TextDelta {
 
 impl Serialize for TextDelta {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut enc = wire::Encoder::new();
-        for run in &self.runs {
-            enc.push(run.as_ref());
-        }
-        serializer.serialize_bytes(&enc.finish(&[self.runs.len() as u64]))
+        wire::Encoder::with_reused(|enc, out| {
+            for run in &self.runs {
+                enc.push(run.as_ref());
+            }
+            enc.finish_into(&[self.runs.len() as u64], out);
+            serializer.serialize_bytes(out)
+        })
     }
 }
 

@@ -65,6 +65,10 @@ const CONTENT_DEFLATED: u8 = 2;
 
 /// Sections shorter than this are stored raw.
 const COMPRESS_MIN: usize = 128;
+/// Replicas an encoder finds by scanning before it keeps an index.
+const SCAN_REPLICAS: usize = 8;
+/// Largest buffer a thread keeps for reuse between encodings.
+const REUSE_MAX: usize = 64 << 10;
 /// DEFLATE expands at most about 1032:1; anything claiming more is corrupt.
 const MAX_RATIO: usize = 1040;
 
@@ -115,14 +119,66 @@ impl Encoder {
     }
 
     fn slot(&mut self, replica: ReplicaId) -> u32 {
-        if let Some(&i) = self.index.get(&replica) {
+        // Few replicas (every local edit, most deltas): a scan. Many (a
+        // snapshot): the index, built once the scan would get long.
+        if self.replicas.len() <= SCAN_REPLICAS {
+            if let Some(i) = self.replicas.iter().position(|r| *r == replica) {
+                return i as u32;
+            }
+        } else if let Some(&i) = self.index.get(&replica) {
             return i;
         }
         let i = self.replicas.len() as u32;
         self.replicas.push(replica);
         self.expected.push(1);
-        self.index.insert(replica, i);
+        if self.replicas.len() > SCAN_REPLICAS {
+            if self.index.is_empty() {
+                for (k, r) in self.replicas.iter().enumerate() {
+                    self.index.insert(*r, k as u32);
+                }
+            } else {
+                self.index.insert(replica, i);
+            }
+        }
         i
+    }
+
+    /// Empties the encoder, keeping its buffers for the next blob.
+    fn reset(&mut self) {
+        self.replicas.clear();
+        self.index.clear();
+        self.expected.clear();
+        for c in &mut self.cols {
+            c.clear();
+        }
+        self.content.clear();
+        self.prev_replica = 0;
+        self.prev_right = None;
+        self.runs = 0;
+    }
+
+    /// Runs `f` with an empty encoder whose buffers are reused from one call
+    /// to the next on this thread (small deltas, one per local edit, then
+    /// allocate nothing), and `out` to write the blob into.
+    pub(super) fn with_reused<R>(f: impl FnOnce(&mut Encoder, &mut Vec<u8>) -> R) -> R {
+        thread_local! {
+            static REUSED: std::cell::RefCell<(Encoder, Vec<u8>)> = std::cell::RefCell::default();
+        }
+        REUSED.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut pair) => {
+                let (enc, out) = &mut *pair;
+                enc.reset();
+                out.clear();
+                let r = f(enc, out);
+                // Keep the buffers, unless one blob made them large.
+                if out.capacity() > REUSE_MAX || enc.content.capacity() > REUSE_MAX {
+                    *pair = Default::default();
+                }
+                r
+            }
+            // Re-entered (cannot happen today): a fresh encoder.
+            Err(_) => f(&mut Encoder::default(), &mut Vec::new()),
+        })
     }
 
     /// Encodes `dot` as an origin of a run of replica `r` starting at `seq`.
@@ -213,47 +269,85 @@ impl Encoder {
 
     /// The blob; `groups` are the run counts of each group, in order (they
     /// must add up to [`Encoder::runs`]).
-    pub(super) fn finish(self, groups: &[u64]) -> Vec<u8> {
+    pub(super) fn finish(mut self, groups: &[u64]) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.finish_into(groups, &mut out);
+        out
+    }
+
+    /// Appends the blob to `out` (as [`Encoder::finish`]); the encoder is
+    /// left spent, to be [`Encoder::reset`] before reuse.
+    pub(super) fn finish_into(&mut self, groups: &[u64], out: &mut Vec<u8>) {
         debug_assert_eq!(groups.iter().sum::<u64>(), self.runs);
-        let mut meta = Vec::new();
-        for col in &self.cols {
-            put(&mut meta, col.len() as u64);
-            meta.extend_from_slice(col);
-        }
-        let meta = compress(meta);
-        let content = compress(self.content);
-        let mut out = Vec::with_capacity(meta.2.len() + content.2.len() + 32);
+        let meta_len: usize = self
+            .cols
+            .iter()
+            .map(|c| c.len() + varint_len(c.len() as u64))
+            .sum();
+        let meta_packed = (meta_len >= COMPRESS_MIN).then(|| {
+            let mut meta = Vec::with_capacity(meta_len);
+            for col in &self.cols {
+                put(&mut meta, col.len() as u64);
+                meta.extend_from_slice(col);
+            }
+            deflate_if_smaller(&meta)
+        });
+        let content_packed = (self.content.len() >= COMPRESS_MIN)
+            .then(|| deflate_if_smaller(&self.content))
+            .flatten();
+        let meta_packed = meta_packed.flatten();
+        out.reserve(meta_len + self.content.len() + 16 + 10 * self.replicas.len());
         out.push(
-            if meta.0 { META_DEFLATED } else { 0 } | if content.0 { CONTENT_DEFLATED } else { 0 },
+            if meta_packed.is_some() {
+                META_DEFLATED
+            } else {
+                0
+            } | if content_packed.is_some() {
+                CONTENT_DEFLATED
+            } else {
+                0
+            },
         );
-        put(&mut out, self.replicas.len() as u64);
+        put(out, self.replicas.len() as u64);
         for r in &self.replicas {
-            put(&mut out, r.get());
+            put(out, r.get());
         }
         for &g in groups {
-            put(&mut out, g);
+            put(out, g);
         }
-        for (deflated, raw_len, bytes) in [meta, content] {
-            put(&mut out, raw_len as u64);
-            if deflated {
-                put(&mut out, bytes.len() as u64);
+        put(out, meta_len as u64);
+        match &meta_packed {
+            Some(packed) => {
+                put(out, packed.len() as u64);
+                out.extend_from_slice(packed);
             }
-            out.extend_from_slice(&bytes);
+            None => {
+                for col in &self.cols {
+                    put(out, col.len() as u64);
+                    out.extend_from_slice(col);
+                }
+            }
         }
-        out
+        put(out, self.content.len() as u64);
+        match &content_packed {
+            Some(packed) => {
+                put(out, packed.len() as u64);
+                out.extend_from_slice(packed);
+            }
+            None => out.extend_from_slice(&self.content),
+        }
     }
 }
 
-/// `(deflated, raw length, stored bytes)`: compressed only if it pays.
-fn compress(raw: Vec<u8>) -> (bool, usize, Vec<u8>) {
-    let len = raw.len();
-    if len >= COMPRESS_MIN {
-        let packed = miniz_oxide::deflate::compress_to_vec(&raw, 6);
-        if packed.len() + 4 < len {
-            return (true, len, packed);
-        }
-    }
-    (false, len, raw)
+/// The DEFLATE form of `raw`, if it pays.
+fn deflate_if_smaller(raw: &[u8]) -> Option<Vec<u8>> {
+    let packed = miniz_oxide::deflate::compress_to_vec(raw, 6);
+    (packed.len() + 4 < raw.len()).then_some(packed)
+}
+
+/// Bytes [`put`] writes for `v`.
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// A cursor over untrusted bytes.
