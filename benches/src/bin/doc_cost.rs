@@ -1,0 +1,89 @@
+//! The cost of the document layer on the editing traces: each sequential
+//! trace replayed as raw `Text` edits and as one `Doc` transaction per trace
+//! transaction (each returning its encoded update), alternating in one
+//! process so both see the same machine. Prints the median of
+//! `WEFT_BENCH_RUNS` runs (default 9) and the ratio, the issue 12 target
+//! being `Doc` ≤ 2× raw `Text`.
+//!
+//! `cargo run --profile bench -p weft-benches --bin doc_cost [filter]`
+//! (also the binary to profile: `perf record -g target/release/doc_cost`).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+use weft_benches::traces::{self, SeqTrace};
+use weft_core::{Doc, ReplicaId, Text};
+
+fn text(trace: &SeqTrace) -> Duration {
+    let t0 = Instant::now();
+    let mut t = Text::new();
+    let r = ReplicaId::new(1);
+    for txn in &trace.txns {
+        for p in txn {
+            if p.del > 0 {
+                black_box(t.delete(r, p.pos, p.del));
+            }
+            if !p.ins.is_empty() {
+                black_box(t.insert(r, p.pos, &p.ins));
+            }
+        }
+    }
+    let took = t0.elapsed();
+    assert_eq!(t.len(), trace.end_content.chars().count());
+    took
+}
+
+fn doc(trace: &SeqTrace) -> Duration {
+    let t0 = Instant::now();
+    let mut doc = Doc::new(ReplicaId::new(1));
+    for txn in &trace.txns {
+        let update = doc.transact(|tx| {
+            let mut t = tx.text("text")?;
+            for p in txn {
+                if p.del > 0 {
+                    t.delete(p.pos, p.del)?;
+                }
+                if !p.ins.is_empty() {
+                    t.insert(p.pos, &p.ins)?;
+                }
+            }
+            Ok(())
+        });
+        black_box(update.expect("trace patches are in range"));
+    }
+    let took = t0.elapsed();
+    let content = doc.text("text").expect("a text").to_string();
+    assert_eq!(content, trace.end_content);
+    took
+}
+
+fn median(mut v: Vec<Duration>) -> f64 {
+    v.sort_unstable();
+    v[v.len() / 2].as_secs_f64() * 1e3
+}
+
+fn main() {
+    let runs: usize = std::env::var("WEFT_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(9);
+    let filter = std::env::args().nth(1).unwrap_or_default();
+    println!("| trace | raw Text ms | Doc ms | Doc ÷ Text | Doc µs per txn |");
+    println!("|---|---:|---:|---:|---:|");
+    for name in ["automerge-paper", "seph-blog1"] {
+        if !name.contains(&filter) {
+            continue;
+        }
+        let trace = traces::sequential(name);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            a.push(text(&trace));
+            b.push(doc(&trace));
+        }
+        let (t, d) = (median(a), median(b));
+        println!(
+            "| {name} | {t:.2} | {d:.2} | {:.2}× | {:.3} |",
+            d / t,
+            d * 1e3 / trace.txns.len() as f64
+        );
+    }
+}
