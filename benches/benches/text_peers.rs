@@ -301,6 +301,110 @@ mod am {
     }
 }
 
+// ---------------------------------------------------------------- Loro
+
+/// Loro with one commit per trace transaction, the way an editor drives it;
+/// each commit's update is taken as it is made (`subscribe_local_update`),
+/// as weft's `Doc::transact` returns its update.
+mod lo {
+    use super::*;
+    use loro::{ExportMode, LoroDoc};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    pub(crate) struct Loro;
+
+    fn new_doc(peer: u64) -> LoroDoc {
+        let doc = LoroDoc::new();
+        doc.set_peer_id(peer).expect("loro peer id");
+        doc
+    }
+
+    impl SeqPeer for Loro {
+        type Doc = LoroDoc;
+        const NAME: &'static str = "Loro (commit per txn)";
+
+        fn replay(trace: &SeqTrace) -> LoroDoc {
+            let doc = new_doc(1);
+            let text = doc.get_text("text");
+            // The bytes of every update made, so none is optimised away.
+            let made = Arc::new(AtomicUsize::new(0));
+            let seen = Arc::clone(&made);
+            let sub = doc.subscribe_local_update(Box::new(move |u| {
+                seen.fetch_add(u.len(), Ordering::Relaxed);
+                true
+            }));
+            for txn in &trace.txns {
+                for p in txn {
+                    if p.del > 0 {
+                        text.delete(p.pos, p.del).expect("loro delete");
+                    }
+                    if !p.ins.is_empty() {
+                        text.insert(p.pos, &p.ins).expect("loro insert");
+                    }
+                }
+                doc.commit();
+            }
+            drop(sub);
+            black_box(made.load(Ordering::Relaxed));
+            doc
+        }
+
+        fn content(doc: &LoroDoc) -> String {
+            doc.get_text("text").to_string()
+        }
+
+        fn encodings(doc: &LoroDoc) -> Vec<(&'static str, Vec<u8>)> {
+            vec![(
+                "snapshot",
+                doc.export(ExportMode::Snapshot).expect("loro export"),
+            )]
+        }
+
+        fn load(_: &str, bytes: &[u8]) -> LoroDoc {
+            let doc = new_doc(2);
+            doc.import(bytes).expect("loro import");
+            doc
+        }
+    }
+
+    /// Replica-per-agent replay of a concurrent trace (one commit per
+    /// transaction, its update imported by each receiver); returns the merged
+    /// content.
+    pub(crate) fn merge(trace: &ConcTrace, plan: &[Step]) -> String {
+        let docs: Vec<LoroDoc> = (0..trace.num_agents)
+            .map(|a| new_doc(a as u64 + 1))
+            .collect();
+        let mut updates: Vec<Vec<u8>> = vec![Vec::new(); trace.txns.len()];
+        for step in plan {
+            match *step {
+                Step::Local { txn } => {
+                    let t = &trace.txns[txn];
+                    let doc = &docs[t.agent];
+                    let before = doc.oplog_vv();
+                    let text = doc.get_text("text");
+                    for p in &t.patches {
+                        if p.del > 0 {
+                            text.delete(p.pos, p.del).expect("loro delete");
+                        }
+                        if !p.ins.is_empty() {
+                            text.insert(p.pos, &p.ins).expect("loro insert");
+                        }
+                    }
+                    doc.commit();
+                    updates[txn] = doc
+                        .export(ExportMode::updates(&before))
+                        .expect("loro export");
+                }
+                Step::Deliver { to, txn } => {
+                    docs[to].import(&updates[txn]).expect("loro import");
+                }
+            }
+        }
+        docs[trace.final_agent()].get_text("text").to_string()
+    }
+}
+
 // ---------------------------------------------------------------- diamond-types
 
 mod dt {
@@ -514,6 +618,106 @@ mod wd {
     }
 }
 
+// ---------------------------------------------------------------- delivery orders
+
+/// A concurrent trace through `Doc`: one replica per agent makes one update
+/// per transaction (receiving its parents' updates first), then a fresh
+/// replica receives every update in a chosen order under the default limits.
+mod orders {
+    use super::*;
+    use weft_core::{Doc, ReplicaId};
+
+    /// Each transaction's update and its agent, in trace (causal) order.
+    pub(crate) fn updates(trace: &ConcTrace, plan: &[Step]) -> Vec<(usize, Vec<u8>)> {
+        let mut docs: Vec<Doc> = (0..trace.num_agents)
+            .map(|a| Doc::new(ReplicaId::new(a as u64 + 1)))
+            .collect();
+        let mut made: Vec<Option<Vec<u8>>> = vec![None; trace.txns.len()];
+        for step in plan {
+            match *step {
+                Step::Local { txn } => {
+                    let t = &trace.txns[txn];
+                    let doc = &mut docs[t.agent];
+                    let before = doc.version().clone();
+                    let u = doc
+                        .transact(|tx| {
+                            let mut text = tx.text("text")?;
+                            for p in &t.patches {
+                                if p.del > 0 {
+                                    text.delete(p.pos, p.del)?;
+                                }
+                                if !p.ins.is_empty() {
+                                    text.insert(p.pos, &p.ins)?;
+                                }
+                            }
+                            Ok(())
+                        })
+                        .expect("trace patches are in range");
+                    if doc.version() != &before {
+                        made[txn] = Some(u);
+                    }
+                }
+                Step::Deliver { to, txn } => {
+                    if let Some(u) = &made[txn] {
+                        docs[to].apply(u).expect("causal delivery");
+                    }
+                }
+            }
+        }
+        made.into_iter()
+            .enumerate()
+            .filter_map(|(i, u)| u.map(|u| (trace.txns[i].agent, u)))
+            .collect()
+    }
+
+    /// The delivery orders measured.
+    pub(crate) const ORDERS: [&str; 4] = ["causal", "agent by agent", "reversed", "shuffled"];
+
+    /// Indices of `updates` in the named order (shuffles are seeded).
+    pub(crate) fn order(updates: &[(usize, Vec<u8>)], name: &str) -> Vec<usize> {
+        let n = updates.len();
+        match name {
+            "causal" => (0..n).collect(),
+            "reversed" => (0..n).rev().collect(),
+            "agent by agent" => {
+                let agents = updates.iter().map(|u| u.0).max().map_or(0, |m| m + 1);
+                // The last agent's session first: its edits depend the most
+                // on what has not arrived yet.
+                (0..agents)
+                    .rev()
+                    .flat_map(|a| (0..n).filter(move |&i| updates[i].0 == a))
+                    .collect()
+            }
+            _ => {
+                let mut v: Vec<usize> = (0..n).collect();
+                let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+                for k in (1..n).rev() {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    v.swap(k, (x % (k as u64 + 1)) as usize);
+                }
+                v
+            }
+        }
+    }
+
+    /// Applies every update in `order` to a fresh replica (default limits);
+    /// returns the text and the most updates that waited at once.
+    pub(crate) fn receive(updates: &[(usize, Vec<u8>)], order: &[usize]) -> (String, usize) {
+        let mut doc = Doc::new(ReplicaId::new(1000));
+        let mut most = 0;
+        for &i in order {
+            let r = doc
+                .apply(&updates[i].1)
+                .expect("default limits hold any order");
+            most = most.max(r.pending);
+        }
+        assert_eq!(doc.pending_updates(), 0, "everything applied");
+        (doc.text("text").expect("a text").to_string(), most)
+    }
+}
+
 // ---------------------------------------------------------------- report
 
 fn kib(bytes: i64) -> String {
@@ -559,6 +763,7 @@ fn main() {
             measure_seq::<wd::WeftDoc>(&trace, runs),
             measure_seq::<y::Yrs>(&trace, runs),
             measure_seq::<am::Am>(&trace, runs),
+            measure_seq::<lo::Loro>(&trace, runs),
         ];
         let base = &rows[0];
         println!("| peer | replay ms | vs DT | live heap KiB | vs DT | encoding | bytes | vs DT | load ms | heap after load KiB |");
@@ -607,6 +812,8 @@ fn main() {
         assert_eq!(content, trace.end_content, "weft merge {name}");
         let (yrs_t, content) = median_time(runs, || y::merge(&trace, &plan));
         assert_eq!(content, trace.end_content, "yrs merge {name}");
+        let (loro_t, content) = median_time(runs, || lo::merge(&trace, &plan));
+        assert_eq!(content, trace.end_content, "Loro merge {name}");
         let (am_t, content) = median_time(am_merge_runs, || am::merge(&trace, &plan));
         assert_eq!(content, trace.end_content, "automerge merge {name}");
         black_box(content);
@@ -630,10 +837,38 @@ fn main() {
             ratio(yrs_t.as_secs_f64(), base)
         );
         println!(
+            "| Loro | replica-per-agent replay, update per commit | {} | {} |",
+            ms(loro_t),
+            ratio(loro_t.as_secs_f64(), base)
+        );
+        println!(
             "| automerge | replica-per-agent replay, one change per txn, deliveries batched (median of {am_merge_runs}) | {} | {} |",
             ms(am_t),
             ratio(am_t.as_secs_f64(), base)
         );
+        println!();
+
+        let updates = orders::updates(&trace, &plan);
+        println!(
+            "### {name}: its {} `Doc` updates received by a fresh replica, default limits\n",
+            updates.len()
+        );
+        println!("| delivery order | apply all ms | vs causal | most waiting at once |");
+        println!("|---|---:|---:|---:|");
+        let mut causal = 0.0;
+        for order_name in orders::ORDERS {
+            let order = orders::order(&updates, order_name);
+            let (t, (content, most)) = median_time(runs, || orders::receive(&updates, &order));
+            assert_eq!(content, trace.end_content, "{name} delivered {order_name}");
+            if order_name == "causal" {
+                causal = t.as_secs_f64();
+            }
+            println!(
+                "| {order_name} | {} | {} | {most} |",
+                ms(t),
+                ratio(t.as_secs_f64(), causal)
+            );
+        }
         println!();
     }
 }
