@@ -49,7 +49,9 @@ impl SeqTracker {
         }
         let floor = self.floor;
         self.above.retain(|s| *s > floor);
-        self.insert(0);
+        while self.above.remove(&(self.floor + 1)) {
+            self.floor += 1;
+        }
         if self.above.is_empty() {
             self.gap_since = None;
         }
