@@ -22,6 +22,11 @@ use weft_core::doc::Limits;
 pub struct SyncConfig {
     /// The relay's WebSocket endpoint, e.g. `ws://127.0.0.1:8787/ws`.
     pub url: String,
+    /// Further relays serving the same documents (cluster mode,
+    /// `docs/scale-out.md`): after a connection is lost — the relay died,
+    /// or said `ShuttingDown` — the client tries the next URL in turn
+    /// (`url`, then these, round-robin), with the usual backoff.
+    pub fallback_urls: Vec<String>,
     /// Bearer token sent in `Hello` (HS256 JWT for an authenticating relay).
     pub token: Option<String>,
     /// Name sent in `Hello` (≤ 128 bytes, no control characters).
@@ -47,6 +52,7 @@ impl SyncConfig {
     pub fn new(url: impl Into<String>) -> SyncConfig {
         SyncConfig {
             url: url.into(),
+            fallback_urls: Vec::new(),
             token: None,
             client_name: Some(format!("weft-client/{}", env!("CARGO_PKG_VERSION"))),
             backoff: Backoff::default(),
@@ -61,6 +67,26 @@ impl SyncConfig {
     pub fn with_token(mut self, token: impl Into<String>) -> SyncConfig {
         self.token = Some(token.into());
         self
+    }
+
+    /// Adds a relay to fail over to (see [`SyncConfig::fallback_urls`]).
+    ///
+    /// ```
+    /// use weft_client::SyncConfig;
+    /// let config = SyncConfig::new("ws://relay-a:8787/ws")
+    ///     .with_fallback_url("ws://relay-b:8787/ws")
+    ///     .with_fallback_url("ws://relay-c:8787/ws");
+    /// assert_eq!(config.urls().count(), 3);
+    /// assert!(config.validate().is_ok());
+    /// ```
+    pub fn with_fallback_url(mut self, url: impl Into<String>) -> SyncConfig {
+        self.fallback_urls.push(url.into());
+        self
+    }
+
+    /// Every relay URL, in the order they are tried.
+    pub fn urls(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.url.as_str()).chain(self.fallback_urls.iter().map(String::as_str))
     }
 
     /// Sets the reconnect backoff.
@@ -78,12 +104,13 @@ impl SyncConfig {
     /// Checks the URL scheme (only `ws://`: the client has no TLS stack;
     /// put a TLS-terminating proxy in front of a public relay).
     pub fn validate(&self) -> Result<()> {
-        let rest = self
-            .url
-            .strip_prefix("ws://")
-            .ok_or_else(|| Error::InvalidUrl(self.url.clone()))?;
-        if rest.is_empty() || rest.starts_with('/') {
-            return Err(Error::InvalidUrl(self.url.clone()));
+        for url in self.urls() {
+            let rest = url
+                .strip_prefix("ws://")
+                .ok_or_else(|| Error::InvalidUrl(url.to_owned()))?;
+            if rest.is_empty() || rest.starts_with('/') {
+                return Err(Error::InvalidUrl(url.to_owned()));
+            }
         }
         Ok(())
     }

@@ -41,6 +41,8 @@ pub(crate) struct SyncTask {
     stop: watch::Receiver<bool>,
     /// What we accept from the relay.
     ours: Limits,
+    /// Which of the config's URLs the next attempt uses.
+    url_index: usize,
 }
 
 impl SyncTask {
@@ -56,6 +58,7 @@ impl SyncTask {
             cmds,
             stop,
             ours: Limits::default(),
+            url_index: 0,
         }
     }
 
@@ -87,6 +90,8 @@ impl SyncTask {
                 End::Lost(reason) => {
                     tracing::debug!(%reason, attempt, "relay connection ended");
                     self.shared.emit(ClientEvent::Disconnected { reason });
+                    // Fail over: the next attempt goes to the next relay.
+                    self.url_index = self.url_index.wrapping_add(1);
                 }
             }
             let retry_in = self.config.backoff.delay(attempt);
@@ -128,11 +133,15 @@ impl SyncTask {
         let mut ws_config = WebSocketConfig::default();
         ws_config.max_message_size = Some(self.ours.max_frame_bytes as usize);
         ws_config.max_frame_size = Some(self.ours.max_frame_bytes as usize);
-        let connect = tokio_tungstenite::connect_async_with_config(
-            self.config.url.as_str(),
-            Some(ws_config),
-            true,
-        );
+        let urls = self.config.fallback_urls.len() + 1;
+        let url = self
+            .config
+            .urls()
+            .nth(self.url_index % urls)
+            .unwrap_or(self.config.url.as_str())
+            .to_owned();
+        let connect =
+            tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config), true);
         let timeout = self.config.connect_timeout;
         let ws = tokio::select! {
             r = tokio::time::timeout(timeout, connect) => match r {

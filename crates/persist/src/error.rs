@@ -202,6 +202,26 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    /// A PostgreSQL failure ([`PostgresStore`](crate::PostgresStore)):
+    /// the server is unreachable, restarting or refused the statement.
+    /// Retry later; nothing of the failed operation was committed.
+    #[cfg(feature = "postgres")]
+    #[error("postgres error ({context}): {source}")]
+    Postgres {
+        /// The operation that failed.
+        context: &'static str,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// The shared store could not commit a batch of writes (each caller of
+    /// the batch gets this copy of the cause); nothing of the batch was
+    /// stored. Retryable.
+    #[error("storage unavailable: {detail}")]
+    Unavailable {
+        /// The cause.
+        detail: String,
+    },
     /// A filesystem error outside SQLite.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -37,6 +37,7 @@
 //! | `load.rs` | verifying records against bookkeeping, replay ([`StoredDoc`]) |
 //! | `record.rs` | record framing: version, kind, length, CRC-32, optional seal |
 //! | `crypto.rs` | [`EncryptionKey`], XChaCha20-Poly1305 sealing, key check |
+//! | `postgres.rs` | [`PostgresStore`] (feature `postgres`): the shared store of cluster mode |
 //! | `memory.rs` | [`MemoryStore`], for tests |
 //! | `async_store.rs` | [`AsyncStore`] (feature `tokio`, on by default): `spawn_blocking` |
 //! | `error.rs` | [`Error`], [`RecordError`], [`Result`] |
@@ -53,6 +54,8 @@ mod error;
 mod group_commit;
 mod load;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod record;
 mod sqlite;
 mod store;
@@ -65,6 +68,8 @@ pub use doc_id::{validate_doc_id, MAX_DOC_ID_BYTES};
 pub use error::{Error, RecordError, RecordKind, RecordRef, Result};
 pub use load::{Replayed, SkippedRecord, StoredDoc};
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresStore, PG_SCHEMA_VERSION};
 pub use record::RECORD_VERSION;
 pub use sqlite::{CheckReport, CommitStats, SqliteStore, FORMAT_VERSION};
 pub use store::{Appended, CompactionReport, DocStats, Options, Store};

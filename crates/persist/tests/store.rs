@@ -12,12 +12,20 @@ fn manual() -> Options {
     Options::default().with_compaction(CompactionPolicy::manual())
 }
 
-/// Runs `check` against a fresh SQLite store and a fresh memory store.
+/// Runs `check` against a fresh SQLite store and a fresh memory store,
+/// and (feature `postgres`) a fresh Postgres store on a server this test
+/// process starts: the same conformance checks for every backend.
 fn both(options: Options, check: impl Fn(&dyn Store)) {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteStore::open(dir.path().join("s.db"), options.clone()).unwrap();
     check(&sqlite);
-    check(&MemoryStore::with_options(options));
+    check(&MemoryStore::with_options(options.clone()));
+    #[cfg(feature = "postgres")]
+    {
+        let url = common::services::Postgres::shared().new_database();
+        let pg = weft_persist::PostgresStore::open(&url, options).unwrap();
+        check(&pg);
+    }
 }
 
 #[test]

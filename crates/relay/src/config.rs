@@ -176,6 +176,9 @@ pub struct RelayConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Bearer token `/metrics` requires (`None`: no token).
     pub metrics_token: Option<String>,
+    /// Cluster mode: documents in a shared Postgres store, updates between
+    /// nodes over a Redis bus (`docs/scale-out.md`). Overrides `data`.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl RelayConfig {
@@ -192,6 +195,7 @@ impl RelayConfig {
             listen_backlog: 1024,
             metrics_listen: None,
             metrics_token: None,
+            cluster: None,
         }
     }
 }

@@ -37,7 +37,10 @@ use crate::outbound::Outbound;
 use crate::owners::Owners;
 use crate::state::Shared;
 
+mod cluster;
 mod updates;
+
+use cluster::{ClusterDoc, CLUSTER_TICK};
 
 use updates::Waiting;
 
@@ -90,6 +93,14 @@ pub(crate) enum DocCmd {
     },
     /// The hub needs room: unload now if nobody is subscribed.
     Unload,
+    /// Cluster: an update another node stored as `seq` (from the bus).
+    Remote { seq: u64, update: Vec<u8> },
+    /// Cluster: a presence frame of a client of another node.
+    RemotePresence { node: Arc<str>, frame: Vec<u8> },
+    /// Cluster: node `node` went silent; drop its clients' presence.
+    NodeGone { node: Arc<str> },
+    /// Cluster: bus entries may have been missed; catch up from the store.
+    CatchUp,
 }
 
 /// One client update.
@@ -127,6 +138,14 @@ struct DocTask {
     waiting: HashMap<PeerId, Waiting>,
     /// Subscribers and last use, shared with the hub for eviction.
     used: Arc<DocUse>,
+    /// Cluster mode only: seqs integrated, remote presence.
+    cluster: Option<ClusterDoc>,
+    /// A store failure left the in-memory document ahead of the store and
+    /// reloading failed too: nothing is served from it until a reload
+    /// succeeds (updates get `StoreUnavailable`, subscribes
+    /// `DocUnavailable`), so an unstored update is never acknowledged as a
+    /// duplicate nor shown to anyone.
+    stale: bool,
 }
 
 /// Runs the task of document `id` until its queue closes or it unloads.
@@ -139,7 +158,8 @@ pub(crate) async fn run(
 ) {
     state.meters.docs_loaded.increment(1.0);
     match load(&state, &id).await {
-        Ok((doc, owners)) => {
+        Ok((doc, owners, loaded_seq)) => {
+            let cluster = state.cluster.as_ref().map(|_| ClusterDoc::new(loaded_seq));
             let mut task = DocTask {
                 state: state.clone(),
                 id: id.clone(),
@@ -149,6 +169,8 @@ pub(crate) async fn run(
                 lagging: 0,
                 waiting: HashMap::new(),
                 used,
+                cluster,
+                stale: false,
             };
             task.serve(&mut rx, generation).await;
         }
@@ -164,8 +186,9 @@ pub(crate) async fn run(
     state.meters.docs_loaded.decrement(1.0);
 }
 
-/// Loads a document and its replica bindings (on the blocking pool).
-async fn load(state: &Shared, id: &DocId) -> Result<(Doc, Owners), String> {
+/// Loads a document and its replica bindings (on the blocking pool), and
+/// the last store seq the document includes.
+async fn load(state: &Shared, id: &DocId) -> Result<(Doc, Owners, u64), String> {
     let store = state.store.clone();
     let key = id.as_str().to_owned();
     let limits = doc_limits(&state.limits);
@@ -175,13 +198,17 @@ async fn load(state: &Shared, id: &DocId) -> Result<(Doc, Owners), String> {
             // The relay never authors changes, so its replica id is never
             // used in a dot; a random one keeps it out of everyone's way.
             let replica = ReplicaId::try_random().map_err(|e| e.to_string())?;
-            let doc = match store.load(&key, replica) {
-                Ok(Some(doc)) => doc.with_limits(limits),
-                Ok(None) => Doc::new(replica).with_limits(limits),
+            let (doc, last_seq) = match store.read(&key) {
+                Ok(Some(stored)) => {
+                    let last = stored.last_seq();
+                    let doc = stored.into_doc(&key, replica).map_err(|e| e.to_string())?;
+                    (doc.with_limits(limits), last)
+                }
+                Ok(None) => (Doc::new(replica).with_limits(limits), 0),
                 Err(e) => return Err(e.to_string()),
             };
             let owners = Owners::load(&*store, &key)?;
-            Ok((doc, owners))
+            Ok((doc, owners, last_seq))
         })
         .await;
     loaded.unwrap_or_else(|| Err("load task failed".to_owned()))
@@ -200,7 +227,13 @@ fn refuse(cmd: DocCmd, code: ErrorCode, id: &DocId, message: &str) {
         DocCmd::Snapshot { reply } => {
             let _ = reply.send(Err(code));
         }
-        DocCmd::Presence { .. } | DocCmd::Leave { .. } | DocCmd::Unload => {}
+        DocCmd::Presence { .. }
+        | DocCmd::Leave { .. }
+        | DocCmd::Unload
+        | DocCmd::Remote { .. }
+        | DocCmd::RemotePresence { .. }
+        | DocCmd::NodeGone { .. }
+        | DocCmd::CatchUp => {}
     }
 }
 
@@ -219,13 +252,16 @@ impl DocTask {
     async fn serve(&mut self, rx: &mut mpsc::Receiver<DocCmd>, generation: u64) {
         let unload_after = self.state.limits.doc_idle_unload;
         loop {
-            let wait = if self.lagging > 0 {
+            let mut wait = if self.lagging > 0 {
                 CATCH_UP_TICK
             } else if self.subs.is_empty() {
                 unload_after
             } else {
                 Duration::from_secs(3600)
             };
+            if self.cluster.is_some() && !self.subs.is_empty() {
+                wait = wait.min(CLUSTER_TICK);
+            }
             let cmd = match tokio::time::timeout(wait, rx.recv()).await {
                 Ok(Some(cmd)) => cmd,
                 Ok(None) => return,
@@ -237,7 +273,10 @@ impl DocTask {
                     self.unload(rx, generation).await;
                     return;
                 }
-                Err(_) => continue,
+                Err(_) => {
+                    self.cluster_tick().await;
+                    continue;
+                }
             };
             self.state.meters.doc_queue_depth.record(rx.len() as f64);
             self.used.touch();
@@ -270,6 +309,7 @@ impl DocTask {
             if self.lagging > 0 {
                 self.catch_up().await;
             }
+            self.cluster_tick().await;
         }
     }
 
@@ -308,6 +348,10 @@ impl DocTask {
                 let _ = reply.send(saved.ok_or(ErrorCode::DocUnavailable));
             }
             DocCmd::Unload => {} // handled by `serve`
+            DocCmd::Remote { seq, update } => self.remote_update(seq, update).await,
+            DocCmd::RemotePresence { node, frame } => self.remote_presence(node, &frame),
+            DocCmd::NodeGone { node } => self.node_gone(&node),
+            DocCmd::CatchUp => self.catch_up_from_store().await,
         }
     }
 
@@ -354,11 +398,18 @@ impl DocTask {
     /// Replaces the in-memory document and bindings with the store's.
     async fn reload(&mut self) {
         match load(&self.state, &self.id).await {
-            Ok((doc, owners)) => {
+            Ok((doc, owners, loaded_seq)) => {
                 self.doc = doc;
                 self.owners = owners;
+                if let Some(c) = &mut self.cluster {
+                    *c = ClusterDoc::new(loaded_seq);
+                }
+                self.stale = false;
             }
-            Err(message) => warn!(doc = %self.id, %message, "reload failed"),
+            Err(message) => {
+                warn!(doc = %self.id, %message, "reload failed");
+                self.stale = true;
+            }
         }
     }
 
@@ -369,6 +420,18 @@ impl DocTask {
         out: Outbound,
         reply: oneshot::Sender<Result<(), ErrorCode>>,
     ) {
+        if self.stale {
+            self.reload().await;
+            if self.stale {
+                let _ = reply.send(Err(ErrorCode::DocUnavailable));
+                return;
+            }
+        }
+        if self.cluster.is_some() {
+            // Another node may have stored updates this one has not seen
+            // (a quiet document is not polled): ask the store first.
+            self.poll_store().await;
+        }
         let cost = self.doc_cost();
         let Some(diff) = self.with_doc(cost, move |doc| doc.diff(&version)).await else {
             let _ = reply.send(Err(ErrorCode::DocUnavailable));
@@ -380,12 +443,15 @@ impl DocTask {
             version: self.doc.version().clone(),
         };
         send_control(&out, synced);
-        let present: Vec<(PeerId, PresenceState)> = self
+        let mut present: Vec<(PeerId, PresenceState)> = self
             .subs
             .iter()
             .filter(|(p, _)| **p != peer)
             .filter_map(|(p, s)| s.presence.clone().map(|st| (*p, st)))
             .collect();
+        if let Some(c) = &self.cluster {
+            present.extend(c.remote_presence());
+        }
         if !present.is_empty() {
             send_control(
                 &out,
@@ -434,6 +500,7 @@ impl DocTask {
             },
         };
         sub.presence = state;
+        self.publish_presence(&frame);
         // A subscriber that cannot take presence now gets the full list
         // when it catches up.
         self.fan_out(&Bytes::from(frame.encode()), Some(peer), None);
@@ -467,6 +534,7 @@ impl DocTask {
                 doc: self.id.clone(),
                 peers: vec![peer],
             };
+            self.publish_presence(&frame);
             self.fan_out(&Bytes::from(frame.encode()), None, None);
         }
     }

@@ -23,6 +23,15 @@ pub enum RelayError {
         #[source]
         source: io::Error,
     },
+    /// Another relay holds the data directory (one relay per SQLite
+    /// directory; several relays share documents in cluster mode).
+    #[error("data directory {path} is in use by another weft-relay ({holder}); stop it, or use another --data directory (several relays sharing documents need cluster mode: --store postgres://… --bus redis://…, see docs/scale-out.md)")]
+    DataDirLocked {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// What the holder wrote in the lock file (its pid), if readable.
+        holder: String,
+    },
     /// The store could not be opened.
     #[error("cannot open the store: {0}")]
     Store(#[from] weft_persist::Error),

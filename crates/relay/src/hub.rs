@@ -217,6 +217,26 @@ impl Hub {
         }
     }
 
+    /// Queues `cmd` for `doc` only if it is loaded, without waiting: a
+    /// full queue drops it (cluster mode: the document notices the missed
+    /// seq and catches up from the store).
+    pub(crate) fn try_send_if_loaded(&self, doc: &DocId, cmd: DocCmd) {
+        let handle = self.lock().get(doc).map(|e| e.handle.clone());
+        if let Some(h) = handle {
+            if h.try_send(cmd).is_err() {
+                ::metrics::counter!("weft_relay_bus_deliveries_dropped_total").increment(1);
+            }
+        }
+    }
+
+    /// Queues `make()` for every loaded document, without waiting.
+    pub(crate) fn broadcast(&self, make: impl Fn() -> DocCmd) {
+        let handles: Vec<DocHandle> = self.lock().values().map(|e| e.handle.clone()).collect();
+        for h in handles {
+            let _ = h.try_send(make());
+        }
+    }
+
     /// Removes `doc` if task `generation` is still its task (called by a
     /// task that unloads itself).
     pub(crate) fn remove_if(&self, doc: &DocId, generation: u64) {

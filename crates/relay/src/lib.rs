@@ -38,8 +38,10 @@
 
 mod admission;
 pub mod auth;
+mod cluster;
 mod config;
 mod connection;
+mod data_lock;
 mod document;
 mod error;
 mod heavy;
@@ -61,10 +63,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
-use weft_persist::{MemoryStore, Options, SqliteStore, Store};
+use weft_persist::{MemoryStore, Options, PostgresStore, SqliteStore, Store};
 
 use crate::listener::{GuardedListener, Peer};
 
+pub use cluster::ClusterConfig;
 pub use config::{AuthConfig, RelayConfig, ServerLimits};
 pub use error::RelayError;
 
@@ -89,18 +92,40 @@ pub struct Relay {
     grace: std::time::Duration,
     /// The SQLite store, to checkpoint its WAL at shutdown.
     sqlite: Option<SqliteStore>,
+    /// The exclusive lock on `--data`, held until the relay is dropped.
+    _data_lock: Option<data_lock::DataLock>,
 }
 
 impl Relay {
     /// Opens the store, binds `config.listen` and starts serving.
     pub async fn start(config: RelayConfig) -> Result<Relay, RelayError> {
         let prometheus = metrics::install()?;
-        let (store, sqlite): (Arc<dyn Store>, _) = match &config.data {
-            Some(dir) => {
-                let sqlite = open_store(dir).await?;
-                (Arc::new(sqlite.clone()), Some(sqlite))
+        let (stop, stopped) = watch::channel(false);
+        let mut bus_events = None;
+        let mut cluster = None;
+        let (store, sqlite, data_lock): (Arc<dyn Store>, _, _) = match (
+            &config.cluster,
+            &config.data,
+        ) {
+            (Some(c), _) => {
+                let url = c.store_url.clone();
+                let pg = tokio::task::spawn_blocking(move || {
+                    PostgresStore::open(&url, Options::default())
+                })
+                .await
+                .map_err(|e| RelayError::Config(format!("store open task failed: {e}")))??;
+                let (started, events) =
+                    cluster::Cluster::start(c, stopped.clone()).map_err(RelayError::Config)?;
+                info!(node = %started.node, bus = c.bus_url.is_some(), "cluster mode: shared Postgres store");
+                bus_events = Some(events);
+                cluster = Some(started);
+                (Arc::new(pg) as Arc<dyn Store>, None, None)
             }
-            None => (Arc::new(MemoryStore::new()), None),
+            (None, Some(dir)) => {
+                let (sqlite, lock) = open_store(dir).await?;
+                (Arc::new(sqlite.clone()), Some(sqlite), Some(lock))
+            }
+            (None, None) => (Arc::new(MemoryStore::new()), None, None),
         };
         let listen_error = |addr| move |source| RelayError::Listen { addr, source };
         let listener = listener::bind(config.listen, config.listen_backlog)
@@ -120,8 +145,11 @@ impl Relay {
             meters: metrics::Meters::new(),
             server_name: config.server_name.clone(),
             heavy: heavy::Heavy::new(limits.max_heavy_jobs, limits.heavy_work_bytes),
+            cluster,
         });
-        let (stop, stopped) = watch::channel(false);
+        if let Some(events) = bus_events {
+            tokio::spawn(cluster::dispatch(state.clone(), events, stopped.clone()));
+        }
         let connections = TaskTracker::new();
         let admission = Arc::new(Admission::new(
             limits.max_connections_per_ip,
@@ -178,6 +206,7 @@ impl Relay {
             connections,
             grace: config.shutdown_grace,
             sqlite,
+            _data_lock: data_lock,
         })
     }
 
@@ -242,14 +271,18 @@ impl Relay {
     }
 }
 
-async fn open_store(dir: &Path) -> Result<SqliteStore, RelayError> {
+/// Locks `dir` for this process (one relay per directory) and opens the
+/// SQLite store in it.
+async fn open_store(dir: &Path) -> Result<(SqliteStore, data_lock::DataLock), RelayError> {
     let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&dir).map_err(|source| RelayError::DataDir {
             path: dir.clone(),
             source,
         })?;
-        SqliteStore::open(dir.join(STORE_FILE), Options::default()).map_err(RelayError::from)
+        let lock = data_lock::DataLock::acquire(&dir)?;
+        let store = SqliteStore::open(dir.join(STORE_FILE), Options::default())?;
+        Ok((store, lock))
     })
     .await
     .map_err(|e| RelayError::Config(format!("store open task failed: {e}")))?

@@ -20,7 +20,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing::error;
 use weft_relay::auth::{mint_token, Claims};
-use weft_relay::{AuthConfig, Relay, RelayConfig, ServerLimits};
+use weft_relay::{AuthConfig, ClusterConfig, Relay, RelayConfig, ServerLimits};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -98,6 +98,20 @@ struct ServeArgs {
     /// Directory for the SQLite store.
     #[arg(long, env = "WEFT_DATA", default_value = "weft-data")]
     data: PathBuf,
+    /// Cluster mode: the shared store, a PostgreSQL URL
+    /// (`postgres://user:pass@host:5432/db`). Replaces `--data`: several
+    /// relays on one store serve the same documents (docs/scale-out.md).
+    #[arg(long, env = "WEFT_STORE")]
+    store: Option<String>,
+    /// Cluster mode: the bus between nodes, a Redis URL
+    /// (`redis://host:6379`). Without it, nodes see each other's updates
+    /// only through the store poll.
+    #[arg(long, env = "WEFT_BUS", requires = "store")]
+    bus: Option<String>,
+    /// Cluster mode: milliseconds between checks of the store for updates
+    /// the bus did not deliver (per document with subscribers).
+    #[arg(long, env = "WEFT_CLUSTER_POLL_MS", default_value_t = 2000)]
+    cluster_poll_ms: u64,
     /// Accept every client without a token (local development only).
     #[arg(long, env = "WEFT_INSECURE_NO_AUTH")]
     insecure_no_auth: bool,
@@ -318,9 +332,26 @@ impl ServeArgs {
             }
             None => None,
         };
+        let cluster = match &self.store {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Some(
+                    ClusterConfig::new(url.clone(), self.bus.clone())
+                        .with_poll(Duration::from_millis(self.cluster_poll_ms.max(50))),
+                )
+            }
+            Some(_) => {
+                return Err("--store must be a postgres:// URL (SQLite is --data)".into());
+            }
+            None => None,
+        };
         Ok(RelayConfig {
             listen: self.listen,
-            data: Some(self.data.clone()),
+            data: if cluster.is_some() {
+                None
+            } else {
+                Some(self.data.clone())
+            },
+            cluster,
             auth,
             limits,
             listen_backlog: self.listen_backlog,

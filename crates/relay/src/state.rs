@@ -22,6 +22,8 @@ pub(crate) struct RelayState {
     pub(crate) server_name: String,
     /// The gate for work too heavy for an async worker.
     pub(crate) heavy: Heavy,
+    /// Cluster mode (`None`: a single node on SQLite or memory).
+    pub(crate) cluster: Option<crate::cluster::Cluster>,
 }
 
 /// The handle every task holds.

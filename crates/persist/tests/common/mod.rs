@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod services;
+
 use weft_core::{Doc, ReplicaId};
 
 /// `n` edits on `doc` (text, counter, set), returning each update.

@@ -99,6 +99,23 @@ impl DocTask {
     /// Decides, applies, stores, acknowledges and fans out one batch;
     /// returns whether the document changed.
     async fn run_batch(&mut self, batch: Vec<UpdateCmd>) -> bool {
+        if self.stale {
+            self.reload().await;
+            if self.stale {
+                for u in batch {
+                    send_control(
+                        &u.out,
+                        Frame::error(
+                            ErrorCode::StoreUnavailable,
+                            Some(self.id.clone()),
+                            Some(u.seq),
+                            "the store is unavailable; retry",
+                        ),
+                    );
+                }
+                return false;
+            }
+        }
         let before = self.doc.version().clone();
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut handled = Vec::with_capacity(batch.len());
@@ -201,8 +218,9 @@ impl DocTask {
                     Frame::error(code, Some(self.id.clone()), Some(u.seq), message),
                 ),
                 Outcome::Store => match stored.next() {
-                    Some((update, Ok(_))) => {
+                    Some((update, Ok(appended))) => {
                         self.state.meters.updates_stored.increment(1);
+                        self.stored_here(appended.seq, &update);
                         send_control(
                             &u.out,
                             Frame::Ack {
@@ -280,7 +298,16 @@ impl DocTask {
         to_store: &mut Vec<Update>,
         unblocked: &mut bool,
     ) -> Outcome {
-        let unbound = match self.owners.check(&update, self.doc.version(), &u.subject) {
+        let mut verdict = self.owners.check(&update, self.doc.version(), &u.subject);
+        if matches!(&verdict, Verdict::Allowed(unbound) if !unbound.is_empty())
+            && self.cluster.is_some()
+            && bindings.is_empty()
+        {
+            // Another node may have bound these replicas since.
+            self.refresh_owners().await;
+            verdict = self.owners.check(&update, self.doc.version(), &u.subject);
+        }
+        let unbound = match verdict {
             Verdict::NotOwned(replica) => {
                 ::metrics::counter!("weft_relay_replica_not_owned_total").increment(1);
                 return Outcome::Refused(

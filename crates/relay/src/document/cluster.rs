@@ -1,0 +1,311 @@
+//! A document task's part in cluster mode (`cluster/mod.rs`): applying
+//! what other nodes stored, publishing what this node stored, catching up
+//! from the store when the bus missed something, and remote presence.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use tracing::{debug, warn};
+use weft_core::doc::ApplyStatus;
+use weft_core::{Doc, ReplicaId, Update};
+use weft_protocol::{Frame, PeerId, PresenceState};
+
+use super::{update_limits, DocTask};
+use crate::cluster::remote_peer;
+use crate::cluster::seqs::SeqTracker;
+
+/// How long a known gap in the seqs may last before the store is asked
+/// (the missing entry is usually just behind on the bus).
+const GAP_GRACE: Duration = Duration::from_millis(300);
+/// How often a document with subscribers checks its cluster timers.
+pub(super) const CLUSTER_TICK: Duration = Duration::from_millis(250);
+
+/// A document's cluster state.
+#[derive(Debug)]
+pub(super) struct ClusterDoc {
+    seqs: SeqTracker,
+    /// Presence of other nodes' clients, by the id clients see.
+    remote: HashMap<PeerId, (Arc<str>, PresenceState)>,
+    last_poll: Instant,
+}
+
+impl ClusterDoc {
+    /// Everything up to `loaded_seq` is in the loaded document.
+    pub(super) fn new(loaded_seq: u64) -> ClusterDoc {
+        ClusterDoc {
+            seqs: SeqTracker::new(loaded_seq),
+            remote: HashMap::new(),
+            last_poll: Instant::now(),
+        }
+    }
+
+    /// Presence of other nodes' clients, for a new subscriber.
+    pub(super) fn remote_presence(&self) -> impl Iterator<Item = (PeerId, PresenceState)> + '_ {
+        self.remote.iter().map(|(p, (_, s))| (*p, s.clone()))
+    }
+}
+
+impl DocTask {
+    /// This node stored `update` as `seq`: count it, and tell the others.
+    pub(super) fn stored_here(&mut self, seq: u64, update: &Update) {
+        if let Some(c) = &mut self.cluster {
+            c.seqs.insert(seq);
+            if let Some(bus) = self.state.cluster.as_ref().and_then(|c| c.bus.as_ref()) {
+                bus.publish_update(&self.id, seq, update.as_bytes());
+            }
+        }
+    }
+
+    /// Publishes a presence frame of one of this node's clients.
+    pub(super) fn publish_presence(&self, frame: &Frame) {
+        if let Some(bus) = self.state.cluster.as_ref().and_then(|c| c.bus.as_ref()) {
+            bus.publish_presence(&self.id, frame.encode());
+        }
+    }
+
+    /// An update another node stored as `seq`.
+    pub(super) async fn remote_update(&mut self, seq: u64, bytes: Vec<u8>) {
+        let Some(c) = &self.cluster else { return };
+        if seq <= c.seqs.floor() {
+            return; // already integrated (from the store, or a duplicate entry)
+        }
+        let limits = update_limits(&self.state.limits);
+        let update = match Update::decode(bytes, &limits) {
+            Ok(u) => u,
+            Err(e) => {
+                // Not trusted either: the store has the real one.
+                warn!(doc = %self.id, seq, error = %e, "undecodable bus entry; reading the store");
+                self.catch_up_from_store().await;
+                return;
+            }
+        };
+        match self.doc.readiness(&update) {
+            ApplyStatus::Pending => {
+                // Something before it was missed: the store has it all.
+                self.catch_up_from_store().await;
+            }
+            ApplyStatus::Duplicate => self.seen(seq),
+            ApplyStatus::Applied => {
+                let before = self.doc.version().clone();
+                let cost = update.decoded_len();
+                let applying = update.clone();
+                let applied = self
+                    .with_doc(cost, move |doc| doc.apply_update(&applying))
+                    .await;
+                match applied {
+                    Some(Ok(report)) => {
+                        self.seen(seq);
+                        if report.status == ApplyStatus::Applied {
+                            let frame = Frame::Remote {
+                                doc: self.id.clone(),
+                                update: update.as_bytes().to_vec(),
+                            };
+                            self.fan_out(&Bytes::from(frame.encode()), None, Some(&before));
+                            ::metrics::counter!("weft_relay_bus_updates_applied_total")
+                                .increment(1);
+                        }
+                    }
+                    Some(Err(e)) => {
+                        warn!(doc = %self.id, seq, error = %e, "bus update refused; reading the store");
+                        self.catch_up_from_store().await;
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+
+    fn seen(&mut self, seq: u64) {
+        if let Some(c) = &mut self.cluster {
+            c.seqs.insert(seq);
+        }
+    }
+
+    /// Brings the document up to the store: everything another node stored
+    /// that this one has not integrated is applied and fanned out as one
+    /// `Remote` diff. The store is read whole (snapshot and log) on the
+    /// blocking pool.
+    pub(super) async fn catch_up_from_store(&mut self) {
+        if self.cluster.is_none() {
+            return;
+        }
+        ::metrics::counter!("weft_relay_cluster_catch_ups_total").increment(1);
+        let store = self.state.store.clone();
+        let key = self.id.as_str().to_owned();
+        let have = self.doc.version().clone();
+        let read = self
+            .state
+            .heavy
+            .run(move || {
+                let stored = store.read(&key).map_err(|e| e.to_string())?;
+                let Some(stored) = stored else {
+                    return Ok((0, Vec::new()));
+                };
+                let last = stored.last_seq();
+                let replica = ReplicaId::try_random().map_err(|e| e.to_string())?;
+                let theirs: Doc = stored.replay(replica).doc;
+                Ok::<_, String>((last, theirs.diff(&have)))
+            })
+            .await;
+        let (last, missing) = match read {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => {
+                warn!(doc = %self.id, error = %e, "catch-up from the store failed");
+                if let Some(c) = &mut self.cluster {
+                    // Try again at the next poll, not at every tick.
+                    c.last_poll = Instant::now();
+                }
+                return;
+            }
+            None => return,
+        };
+        let before = self.doc.version().clone();
+        let cost = missing.len();
+        let diff = missing.clone();
+        let applied = self.with_doc(cost, move |doc| doc.apply(&diff)).await;
+        match applied {
+            Some(Ok(_)) => {
+                if self.doc.version() != &before {
+                    debug!(doc = %self.id, last, "caught up from the store");
+                    let frame = Frame::Remote {
+                        doc: self.id.clone(),
+                        update: missing,
+                    };
+                    self.fan_out(&Bytes::from(frame.encode()), None, Some(&before));
+                }
+                if let Some(c) = &mut self.cluster {
+                    c.seqs.reset(last);
+                    c.last_poll = Instant::now();
+                }
+            }
+            Some(Err(e)) => {
+                warn!(doc = %self.id, error = %e, "store diff did not apply; reloading");
+                self.reload().await;
+            }
+            None => {}
+        }
+    }
+
+    /// Asks the store whether it holds seqs this node has not integrated;
+    /// catches up if so.
+    pub(super) async fn poll_store(&mut self) {
+        let Some(c) = &mut self.cluster else { return };
+        c.last_poll = Instant::now();
+        let floor = c.seqs.floor();
+        let store = self.state.store.clone();
+        let key = self.id.as_str().to_owned();
+        let stats = tokio::task::spawn_blocking(move || store.stats(&key)).await;
+        match stats {
+            Ok(Ok(Some(s))) if s.last_seq > floor => self.catch_up_from_store().await,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => debug!(doc = %self.id, error = %e, "store poll failed"),
+            Err(e) => debug!(doc = %self.id, error = %e, "store poll task failed"),
+        }
+    }
+
+    /// The cluster timers: a gap older than `GAP_GRACE`, or the poll.
+    pub(super) async fn cluster_tick(&mut self) {
+        let Some(c) = &self.cluster else { return };
+        let poll = self
+            .state
+            .cluster
+            .as_ref()
+            .map_or(Duration::MAX, |c| c.poll);
+        if c.seqs.gap_since().is_some_and(|t| t.elapsed() >= GAP_GRACE) {
+            self.catch_up_from_store().await;
+        } else if !self.subs.is_empty() && c.last_poll.elapsed() >= poll {
+            self.poll_store().await;
+        }
+    }
+
+    /// A presence frame from a client of `node`.
+    pub(super) fn remote_presence(&mut self, node: Arc<str>, frame: &[u8]) {
+        if self.cluster.is_none() {
+            return;
+        }
+        let frame = match Frame::decode(frame, &self.state.limits.wire) {
+            Ok(f) => f,
+            Err(e) => {
+                debug!(doc = %self.id, %node, error = %e, "undecodable presence entry");
+                return;
+            }
+        };
+        let out = match frame {
+            Frame::PresenceUpdate { doc, peers } if doc == self.id => {
+                let mut mapped = Vec::with_capacity(peers.len());
+                if let Some(c) = &mut self.cluster {
+                    for (peer, st) in peers {
+                        let id = remote_peer(&node, peer);
+                        c.remote.insert(id, (node.clone(), st.clone()));
+                        mapped.push((id, st));
+                    }
+                }
+                Frame::PresenceUpdate {
+                    doc: self.id.clone(),
+                    peers: mapped,
+                }
+            }
+            Frame::PresenceRemoved { doc, peers } if doc == self.id => {
+                let mut mapped = Vec::with_capacity(peers.len());
+                if let Some(c) = &mut self.cluster {
+                    for peer in peers {
+                        let id = remote_peer(&node, peer);
+                        if c.remote.remove(&id).is_some() {
+                            mapped.push(id);
+                        }
+                    }
+                }
+                if mapped.is_empty() {
+                    return;
+                }
+                Frame::PresenceRemoved {
+                    doc: self.id.clone(),
+                    peers: mapped,
+                }
+            }
+            _ => return,
+        };
+        self.fan_out(&Bytes::from(out.encode()), None, None);
+    }
+
+    /// Node `node` is gone: its clients' presence goes with it.
+    pub(super) fn node_gone(&mut self, node: &str) {
+        let Some(c) = &mut self.cluster else { return };
+        let gone: Vec<PeerId> = c
+            .remote
+            .iter()
+            .filter(|(_, (n, _))| &**n == node)
+            .map(|(p, _)| *p)
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        for p in &gone {
+            c.remote.remove(p);
+        }
+        let frame = Frame::PresenceRemoved {
+            doc: self.id.clone(),
+            peers: gone,
+        };
+        self.fan_out(&Bytes::from(frame.encode()), None, None);
+    }
+
+    /// Cluster mode: bindings may have been made by another node since
+    /// they were loaded; read them again before binding a new replica.
+    pub(super) async fn refresh_owners(&mut self) {
+        if self.cluster.is_none() {
+            return;
+        }
+        let store = self.state.store.clone();
+        let key = self.id.as_str().to_owned();
+        let loaded =
+            tokio::task::spawn_blocking(move || crate::owners::Owners::load(&*store, &key)).await;
+        match loaded {
+            Ok(Ok(owners)) => self.owners = owners,
+            Ok(Err(e)) => warn!(doc = %self.id, error = %e, "cannot refresh replica bindings"),
+            Err(e) => warn!(doc = %self.id, error = %e, "refresh task failed"),
+        }
+    }
+}
