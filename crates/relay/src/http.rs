@@ -53,7 +53,10 @@ pub(crate) fn router(app: AppState, with_metrics: bool) -> Router {
     let mut router = Router::new()
         .route("/ws", get(ws))
         .route("/healthz", get(healthz))
-        .route("/v1/docs/{doc}/snapshot", get(snapshot));
+        .route("/v1/docs/{doc}/snapshot", get(snapshot))
+        .merge(crate::yjs::routes(
+            app.relay.limits.wire.max_update_bytes as usize,
+        ));
     if with_metrics {
         router = router.route("/metrics", get(prometheus));
     }

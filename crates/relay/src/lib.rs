@@ -51,6 +51,7 @@ mod outbound;
 mod owners;
 mod state;
 mod ws;
+mod yjs;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -120,6 +121,7 @@ impl Relay {
             meters: metrics::Meters::new(),
             server_name: config.server_name.clone(),
             heavy: heavy::Heavy::new(limits.max_heavy_jobs, limits.heavy_work_bytes),
+            yjs: Arc::new(yjs::Rooms::new()),
         });
         let (stop, stopped) = watch::channel(false);
         let connections = TaskTracker::new();

@@ -22,6 +22,8 @@ pub(crate) struct RelayState {
     pub(crate) server_name: String,
     /// The gate for work too heavy for an async worker.
     pub(crate) heavy: Heavy,
+    /// The loaded Yjs rooms (`yjs` module).
+    pub(crate) yjs: Arc<crate::yjs::Rooms>,
 }
 
 /// The handle every task holds.
