@@ -4,6 +4,7 @@
 //!
 //! | route | what |
 //! |---|---|
+//! | `GET /` | the collaborative editor (`?doc=…&token=…&name=…`), `GET /editor.js` its bundle |
 //! | `GET /yjs/{doc}` | WebSocket upgrade; then y-protocols sync + awareness ([`wire`]). The URL `new WebsocketProvider('ws://HOST/yjs', doc, ydoc, { params: { token } })` builds |
 //! | `GET /v1/yjs/{doc}/update` | the whole document as one Yjs v1 update (read access) |
 //! | `POST /v1/yjs/{doc}/update` | apply a Yjs v1 update (write access): `204` once durable and sent to the room |
@@ -21,6 +22,7 @@
 //! then sent to the other clients**. Storage: [`persist`].
 
 mod conn;
+mod editor;
 mod outbox;
 pub(crate) mod persist;
 mod room;
@@ -124,12 +126,16 @@ impl Rooms {
 
 /// The Yjs routes (merged into the public router).
 pub(crate) fn routes(max_update: usize) -> Router<AppState> {
-    Router::new().route("/yjs/{doc}", get(upgrade)).route(
-        "/v1/yjs/{doc}/update",
-        get(read_update)
-            .post(post_update)
-            .layer(DefaultBodyLimit::max(max_update)),
-    )
+    Router::new()
+        .route("/", get(editor::index))
+        .route("/editor.js", get(editor::bundle))
+        .route("/yjs/{doc}", get(upgrade))
+        .route(
+            "/v1/yjs/{doc}/update",
+            get(read_update)
+                .post(post_update)
+                .layer(DefaultBodyLimit::max(max_update)),
+        )
 }
 
 /// The token: `?token=` or `Authorization: Bearer`.
