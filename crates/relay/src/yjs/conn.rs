@@ -8,7 +8,8 @@
 //! [`PING_EVERY`] and a connection that sends nothing (not even a pong) for
 //! [`IDLE`] is closed; a write that does not complete within
 //! `slow_consumer_grace` closes the connection; the token's `exp` closes it
-//! (4401).
+//! (4401). Updates past `updates_per_sec` (burst `update_burst`) are
+//! delayed, not dropped: the reader stops reading until the bucket refills.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +28,7 @@ use super::outbox::{Next, Outbox};
 use super::room::{close, RoomCmd, RoomError};
 use super::wire::{self, Incoming};
 use super::{metrics as m, Rooms};
-use crate::admission::Admitted;
+use crate::admission::{Admitted, TokenBucket};
 use crate::auth::Grant;
 use crate::state::Shared;
 use crate::ws::{Socket, Verdict};
@@ -123,6 +124,11 @@ pub(crate) async fn serve(
     tokio::pin!(expires);
     let max_update = limits.wire.max_update_bytes as usize;
     let mut denied = false;
+    // Updates over the rate are not refused (a Yjs client has no way to
+    // resend one): the reader waits for the bucket, so the client is slowed
+    // down by TCP backpressure instead.
+    let mut bucket = TokenBucket::new(limits.updates_per_sec, limits.update_burst);
+    let refill = Duration::from_secs(1) / limits.updates_per_sec.max(1);
     loop {
         let msg = tokio::select! {
             msg = tokio::time::timeout(IDLE, stream.next()) => msg,
@@ -204,6 +210,11 @@ pub(crate) async fn serve(
                         break;
                     }
                 };
+                let mut waited = Duration::ZERO;
+                while !bucket.take() && waited < Duration::from_secs(5) {
+                    tokio::time::sleep(refill).await;
+                    waited += refill;
+                }
                 RoomCmd::Update {
                     conn: Some(conn),
                     bytes: bytes.slice_ref(u),
