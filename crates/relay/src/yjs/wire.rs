@@ -635,6 +635,55 @@ mod tests {
         assert_eq!(check_update(&u), Err(WireError::TooDeep));
     }
 
+    /// Mutated real updates: whatever passes the walk decodes and applies
+    /// in yrs without a panic (the room also catches one, but a panic
+    /// there costs the room a reload).
+    #[test]
+    fn mutated_updates_never_panic_yrs_after_the_walk() {
+        let base = sample();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut passed, mut panicked) = (0, 0);
+        for _ in 0..20_000 {
+            let mut u = base.clone();
+            for _ in 0..1 + next() % 4 {
+                let i = (next() as usize) % u.len();
+                match next() % 4 {
+                    0 => u[i] = next() as u8,
+                    1 => u[i] ^= 1 << (next() % 8),
+                    2 => u.truncate(i.max(1)),
+                    _ => u.insert(i, next() as u8),
+                }
+            }
+            if check_update(&u).is_err() {
+                continue;
+            }
+            passed += 1;
+            let outcome = std::panic::catch_unwind(|| {
+                let doc = Doc::new();
+                if let Ok(update) = yrs::Update::decode_v1(&u) {
+                    let _ = doc.transact_mut().apply_update(update);
+                }
+                let _ = doc
+                    .transact()
+                    .encode_state_as_update_v1(&StateVector::default());
+            });
+            if outcome.is_err() {
+                panicked += 1;
+            }
+        }
+        assert!(passed > 100, "only {passed} mutations passed the walk");
+        assert_eq!(
+            panicked, 0,
+            "{panicked} of {passed} walked updates panicked yrs"
+        );
+    }
+
     #[test]
     fn messages_round_trip() {
         let sv = Doc::new().transact().state_vector().encode_v1();
