@@ -50,6 +50,7 @@ pub mod metrics;
 mod outbound;
 mod owners;
 mod state;
+mod weft_http;
 mod ws;
 mod yjs;
 
