@@ -3,6 +3,8 @@
 //! (Yjs), authenticated like the WebSocket side, and an id that is one kind
 //! refused as the other.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -153,5 +155,19 @@ async fn server_side_code_reads_and_writes_both_kinds_of_document() {
         reason.contains("is a Yjs document"),
         "a clear reason: {reason}"
     );
+    // A weft client subscribing to the Yjs id is refused with the reason.
+    let mut weft = common::TestClient::connect(addr, Some(writer.clone())).await;
+    weft.send(&weft_protocol::Frame::Subscribe {
+        doc: weft_protocol::DocId::new("pad").unwrap(),
+        version: Default::default(),
+    })
+    .await;
+    match weft.recv().await {
+        weft_protocol::Frame::Error { code, message, .. } => {
+            assert_eq!(code, weft_protocol::ErrorCode::DocUnavailable);
+            assert!(message.contains("is a Yjs document"), "{message}");
+        }
+        other => panic!("expected DocUnavailable, got {other:?}"),
+    }
     relay.shutdown().await;
 }

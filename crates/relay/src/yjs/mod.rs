@@ -344,6 +344,18 @@ pub(crate) fn check_weft_open(
     Ok(())
 }
 
+/// Why a weft document is unavailable: "… is a Yjs document …" when that
+/// is why, else the generic reason.
+pub(crate) async fn unavailable_reason(state: &Shared, doc: &DocId) -> String {
+    let store = state.store.clone();
+    let rooms = state.yjs.clone();
+    let key = doc.as_str().to_owned();
+    match tokio::task::spawn_blocking(move || check_weft_open(&*store, &rooms, &key)).await {
+        Ok(Err(reason)) => reason,
+        _ => "document unavailable".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
