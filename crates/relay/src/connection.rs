@@ -498,7 +498,10 @@ impl Conn {
             Ok(Ok(())) => {
                 self.docs.insert(doc);
             }
-            Ok(Err(code)) => self.refuse(code, &doc, None, "document unavailable"),
+            Ok(Err(code)) => {
+                let why = crate::yjs::unavailable_reason(&self.state, &doc).await;
+                self.refuse(code, &doc, None, &why)
+            }
             Err(_) => self.refuse(
                 ErrorCode::DocUnavailable,
                 &doc,

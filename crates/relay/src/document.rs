@@ -192,9 +192,11 @@ async fn load(state: &Shared, id: &DocId) -> Result<(Doc, Owners, u64), String> 
     let store = state.store.clone();
     let key = id.as_str().to_owned();
     let limits = doc_limits(&state.limits);
+    let yjs = state.yjs.clone();
     let loaded = state
         .heavy
         .run(move || {
+            crate::yjs::check_weft_open(&*store, &yjs, &key)?;
             // The relay never authors changes, so its replica id is never
             // used in a dot; a random one keeps it out of everyone's way.
             let replica = ReplicaId::try_random().map_err(|e| e.to_string())?;

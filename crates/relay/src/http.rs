@@ -5,6 +5,7 @@
 //! | `GET /ws` | WebSocket upgrade; then the protocol of `docs/protocol.md` §7 |
 //! | `GET /healthz` | `200 ok` while serving, `503` once shutting down |
 //! | `GET /metrics` | Prometheus text format; with a metrics token, only for `Authorization: Bearer <token>`; with a metrics address, served there and not on the public one |
+//! | `POST /v1/docs/{doc}/updates` | apply one encoded update like an `Update` frame (`weft_http.rs`); `204` once durable |
 //! | `GET /v1/docs/{doc}/snapshot` | the document's current snapshot (`Doc::save` bytes) for backups; needs a token with read access to `doc` (`Authorization: Bearer …`) unless auth is off; `404` for a document the store does not hold |
 //!
 //! The public router is served on [`crate::listener::GuardedListener`]:
@@ -53,7 +54,18 @@ pub(crate) fn router(app: AppState, with_metrics: bool) -> Router {
     let mut router = Router::new()
         .route("/ws", get(ws))
         .route("/healthz", get(healthz))
-        .route("/v1/docs/{doc}/snapshot", get(snapshot));
+        .route("/v1/docs/{doc}/snapshot", get(snapshot))
+        .route(
+            "/v1/docs/{doc}/updates",
+            axum::routing::post(crate::weft_http::post_update).layer(
+                axum::extract::DefaultBodyLimit::max(
+                    app.relay.limits.wire.max_update_bytes as usize,
+                ),
+            ),
+        )
+        .merge(crate::yjs::routes(
+            app.relay.limits.wire.max_update_bytes as usize,
+        ));
     if with_metrics {
         router = router.route("/metrics", get(prometheus));
     }

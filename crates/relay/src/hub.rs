@@ -247,6 +247,11 @@ impl Hub {
         }
     }
 
+    /// Whether `doc` is loaded (a weft document claims its id once loaded).
+    pub(crate) fn contains(&self, doc: &DocId) -> bool {
+        self.lock().get(doc).is_some_and(|e| !e.handle.is_closed())
+    }
+
     /// How many documents are loaded.
     pub(crate) fn len(&self) -> usize {
         self.lock().len()

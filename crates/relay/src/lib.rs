@@ -52,7 +52,9 @@ pub mod metrics;
 mod outbound;
 mod owners;
 mod state;
+mod weft_http;
 mod ws;
+mod yjs;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -146,6 +148,7 @@ impl Relay {
             server_name: config.server_name.clone(),
             heavy: heavy::Heavy::new(limits.max_heavy_jobs, limits.heavy_work_bytes),
             cluster,
+            yjs: Arc::new(yjs::Rooms::new()),
         });
         if let Some(events) = bus_events {
             tokio::spawn(cluster::dispatch(state.clone(), events, stopped.clone()));

@@ -24,6 +24,8 @@ pub(crate) struct RelayState {
     pub(crate) heavy: Heavy,
     /// Cluster mode (`None`: a single node on SQLite or memory).
     pub(crate) cluster: Option<crate::cluster::Cluster>,
+    /// The loaded Yjs rooms (`yjs` module).
+    pub(crate) yjs: Arc<crate::yjs::Rooms>,
 }
 
 /// The handle every task holds.
