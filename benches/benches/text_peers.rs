@@ -16,7 +16,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 use weft_benches::alloc::{measure_live, CountingAlloc};
 use weft_benches::traces::{self, ConcTrace, Patch, SeqTrace, Step};
-use weft_benches::{median_time, ms};
+use weft_benches::{median_time, ms, orders};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -314,6 +314,44 @@ mod lo {
 
     pub(crate) struct Loro;
 
+    /// Loro committing per trace transaction without taking the updates
+    /// (what an editor that syncs in batches, or not at all, pays).
+    pub(crate) struct LoroNoUpdates;
+
+    impl SeqPeer for LoroNoUpdates {
+        type Doc = LoroDoc;
+        const NAME: &'static str = "Loro (commit per txn, updates not taken)";
+
+        fn replay(trace: &SeqTrace) -> LoroDoc {
+            let doc = new_doc(1);
+            let text = doc.get_text("text");
+            for txn in &trace.txns {
+                for p in txn {
+                    if p.del > 0 {
+                        text.delete(p.pos, p.del).expect("loro delete");
+                    }
+                    if !p.ins.is_empty() {
+                        text.insert(p.pos, &p.ins).expect("loro insert");
+                    }
+                }
+                doc.commit();
+            }
+            doc
+        }
+
+        fn content(doc: &LoroDoc) -> String {
+            Loro::content(doc)
+        }
+
+        fn encodings(doc: &LoroDoc) -> Vec<(&'static str, Vec<u8>)> {
+            Loro::encodings(doc)
+        }
+
+        fn load(label: &str, bytes: &[u8]) -> LoroDoc {
+            Loro::load(label, bytes)
+        }
+    }
+
     fn new_doc(peer: u64) -> LoroDoc {
         let doc = LoroDoc::new();
         doc.set_peer_id(peer).expect("loro peer id");
@@ -364,6 +402,9 @@ mod lo {
         fn load(_: &str, bytes: &[u8]) -> LoroDoc {
             let doc = new_doc(2);
             doc.import(bytes).expect("loro import");
+            // Loro decodes a snapshot's state lazily: read the text so the
+            // load is "decode + read", as the others' loads are.
+            black_box(doc.get_text("text").len_unicode());
             doc
         }
     }
@@ -618,106 +659,6 @@ mod wd {
     }
 }
 
-// ---------------------------------------------------------------- delivery orders
-
-/// A concurrent trace through `Doc`: one replica per agent makes one update
-/// per transaction (receiving its parents' updates first), then a fresh
-/// replica receives every update in a chosen order under the default limits.
-mod orders {
-    use super::*;
-    use weft_core::{Doc, ReplicaId};
-
-    /// Each transaction's update and its agent, in trace (causal) order.
-    pub(crate) fn updates(trace: &ConcTrace, plan: &[Step]) -> Vec<(usize, Vec<u8>)> {
-        let mut docs: Vec<Doc> = (0..trace.num_agents)
-            .map(|a| Doc::new(ReplicaId::new(a as u64 + 1)))
-            .collect();
-        let mut made: Vec<Option<Vec<u8>>> = vec![None; trace.txns.len()];
-        for step in plan {
-            match *step {
-                Step::Local { txn } => {
-                    let t = &trace.txns[txn];
-                    let doc = &mut docs[t.agent];
-                    let before = doc.version().clone();
-                    let u = doc
-                        .transact(|tx| {
-                            let mut text = tx.text("text")?;
-                            for p in &t.patches {
-                                if p.del > 0 {
-                                    text.delete(p.pos, p.del)?;
-                                }
-                                if !p.ins.is_empty() {
-                                    text.insert(p.pos, &p.ins)?;
-                                }
-                            }
-                            Ok(())
-                        })
-                        .expect("trace patches are in range");
-                    if doc.version() != &before {
-                        made[txn] = Some(u);
-                    }
-                }
-                Step::Deliver { to, txn } => {
-                    if let Some(u) = &made[txn] {
-                        docs[to].apply(u).expect("causal delivery");
-                    }
-                }
-            }
-        }
-        made.into_iter()
-            .enumerate()
-            .filter_map(|(i, u)| u.map(|u| (trace.txns[i].agent, u)))
-            .collect()
-    }
-
-    /// The delivery orders measured.
-    pub(crate) const ORDERS: [&str; 4] = ["causal", "agent by agent", "reversed", "shuffled"];
-
-    /// Indices of `updates` in the named order (shuffles are seeded).
-    pub(crate) fn order(updates: &[(usize, Vec<u8>)], name: &str) -> Vec<usize> {
-        let n = updates.len();
-        match name {
-            "causal" => (0..n).collect(),
-            "reversed" => (0..n).rev().collect(),
-            "agent by agent" => {
-                let agents = updates.iter().map(|u| u.0).max().map_or(0, |m| m + 1);
-                // The last agent's session first: its edits depend the most
-                // on what has not arrived yet.
-                (0..agents)
-                    .rev()
-                    .flat_map(|a| (0..n).filter(move |&i| updates[i].0 == a))
-                    .collect()
-            }
-            _ => {
-                let mut v: Vec<usize> = (0..n).collect();
-                let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-                for k in (1..n).rev() {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    v.swap(k, (x % (k as u64 + 1)) as usize);
-                }
-                v
-            }
-        }
-    }
-
-    /// Applies every update in `order` to a fresh replica (default limits);
-    /// returns the text and the most updates that waited at once.
-    pub(crate) fn receive(updates: &[(usize, Vec<u8>)], order: &[usize]) -> (String, usize) {
-        let mut doc = Doc::new(ReplicaId::new(1000));
-        let mut most = 0;
-        for &i in order {
-            let r = doc
-                .apply(&updates[i].1)
-                .expect("default limits hold any order");
-            most = most.max(r.pending);
-        }
-        assert_eq!(doc.pending_updates(), 0, "everything applied");
-        (doc.text("text").expect("a text").to_string(), most)
-    }
-}
-
 // ---------------------------------------------------------------- report
 
 fn kib(bytes: i64) -> String {
@@ -764,6 +705,7 @@ fn main() {
             measure_seq::<y::Yrs>(&trace, runs),
             measure_seq::<am::Am>(&trace, runs),
             measure_seq::<lo::Loro>(&trace, runs),
+            measure_seq::<lo::LoroNoUpdates>(&trace, runs),
         ];
         let base = &rows[0];
         println!("| peer | replay ms | vs DT | live heap KiB | vs DT | encoding | bytes | vs DT | load ms | heap after load KiB |");

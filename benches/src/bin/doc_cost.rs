@@ -3,13 +3,16 @@
 //! transaction (each returning its encoded update), alternating in one
 //! process so both see the same machine. Prints the median of
 //! `WEFT_BENCH_RUNS` runs (default 9) and the ratio, the issue 12 target
-//! being `Doc` ≤ 2× raw `Text`.
+//! being `Doc` ≤ 2× raw `Text`. Then each concurrent trace's `Doc` updates
+//! received by a fresh replica in four delivery orders (the target: each
+//! within 2× of the causal order).
 //!
 //! `cargo run --profile bench -p weft-benches --bin doc_cost [filter]`
 //! (also the binary to profile: `perf record -g target/release/doc_cost`).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+use weft_benches::orders;
 use weft_benches::traces::{self, SeqTrace};
 use weft_core::{Doc, ReplicaId, Text};
 
@@ -85,5 +88,39 @@ fn main() {
             d / t,
             d * 1e3 / trace.txns.len() as f64
         );
+    }
+    println!();
+    println!("| trace | delivery order | apply all ms | vs causal | most waiting at once |");
+    println!("|---|---|---:|---:|---:|");
+    for name in ["friendsforever", "clownschool"] {
+        if !name.contains(&filter) {
+            continue;
+        }
+        let trace = traces::concurrent(name);
+        let updates = orders::updates(&trace, &trace.replay_plan());
+        let plans: Vec<Vec<usize>> = orders::ORDERS
+            .iter()
+            .map(|o| orders::order(&updates, o))
+            .collect();
+        let mut times: Vec<Vec<Duration>> = vec![Vec::new(); plans.len()];
+        let mut most = vec![0; plans.len()];
+        for _ in 0..runs {
+            for (k, plan) in plans.iter().enumerate() {
+                let t0 = Instant::now();
+                let (content, m) = orders::receive(&updates, plan);
+                times[k].push(t0.elapsed());
+                assert_eq!(content, trace.end_content, "{name} {}", orders::ORDERS[k]);
+                most[k] = m;
+            }
+        }
+        let medians: Vec<f64> = times.into_iter().map(median).collect();
+        for (k, o) in orders::ORDERS.iter().enumerate() {
+            println!(
+                "| {name} | {o} | {:.2} | {:.2}× | {} |",
+                medians[k],
+                medians[k] / medians[0],
+                most[k]
+            );
+        }
     }
 }

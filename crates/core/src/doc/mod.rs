@@ -399,6 +399,7 @@ impl Doc {
     /// holds with a different shape ([`DocError::Conflict`]).
     pub fn apply(&mut self, bytes: &[u8]) -> Result<ApplyReport, DocError> {
         let (body, built) = UpdateBody::decode_checked(bytes, &self.limits)?;
+        let body = std::sync::Arc::new(body);
         self.apply_checked(&body, bytes.len() + built, pending::hash_bytes(bytes))
     }
 
@@ -406,7 +407,7 @@ impl Doc {
     /// [`Doc::apply`] without decoding again.
     pub fn apply_update(&mut self, update: &Update) -> Result<ApplyReport, DocError> {
         self.apply_checked(
-            update.body(),
+            update.shared_body(),
             update.decoded_len(),
             pending::hash_bytes(update.as_bytes()),
         )
@@ -429,7 +430,7 @@ impl Doc {
     /// The checks that need the document's state, then the apply.
     fn apply_checked(
         &mut self,
-        body: &UpdateBody,
+        body: &std::sync::Arc<UpdateBody>,
         decoded: usize,
         hash: u64,
     ) -> Result<ApplyReport, DocError> {
@@ -535,7 +536,7 @@ impl Doc {
     /// Waiting updates are accounted at their decoded size (`len`).
     fn apply_body(
         &mut self,
-        body: &UpdateBody,
+        body: &std::sync::Arc<UpdateBody>,
         len: usize,
         hash: u64,
     ) -> Result<ApplyReport, DocError> {
@@ -555,7 +556,8 @@ impl Doc {
                     bytes: self.pending.bytes(),
                 });
             }
-            self.pending.insert(body.clone(), len, hash, need);
+            self.pending
+                .insert(std::sync::Arc::clone(body), len, hash, need);
         }
         Ok(ApplyReport {
             status: ApplyStatus::Pending,
@@ -571,8 +573,10 @@ impl Doc {
     fn drain_pending(&mut self, advanced: &VersionVector) -> usize {
         let mut applied = 0;
         let mut work: Vec<ReplicaId> = advanced.iter().map(|(r, _)| r).collect();
+        let mut due = Vec::new();
         while let Some(r) = work.pop() {
-            for id in self.pending.due(r, self.version.get(r)) {
+            self.pending.due(r, self.version.get(r), &mut due);
+            for &id in &due {
                 let need = self
                     .pending
                     .body(id)
@@ -712,7 +716,12 @@ impl Doc {
                         let built =
                             codec::decode_bounded::<UpdateBody>(&bytes, usize::MAX, usize::MAX)
                                 .map_or(0, |(_, built)| built);
-                        doc.pending.insert(body, bytes.len() + built, hash, need);
+                        doc.pending.insert(
+                            std::sync::Arc::new(body),
+                            bytes.len() + built,
+                            hash,
+                            need,
+                        );
                     }
                 }
                 // Applicable already (an older writer saved it waiting):

@@ -9,11 +9,12 @@
 use super::update::UpdateBody;
 use crate::{ReplicaId, VersionVector};
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 struct Entry {
-    body: UpdateBody,
+    body: Arc<UpdateBody>,
     /// Accounted size (decoded bytes where known).
     len: usize,
     hash: u64,
@@ -24,10 +25,13 @@ struct Entry {
 pub(crate) struct Pending {
     /// By arrival (ids ascend), so snapshots list them in a stable order.
     entries: BTreeMap<u64, Entry>,
-    /// Entry ids by the dependency they wait on.
-    by_need: BTreeMap<(ReplicaId, u64), Vec<u64>>,
-    /// Entry ids by the hash of their encoding, to spot a resent copy.
-    by_hash: HashMap<u64, Vec<u64>>,
+    /// Entry ids by the dependency they wait on: `(replica, counter, id)`.
+    /// (Sets of tuples, not maps of lists: filing an entry allocates no
+    /// list of its own.)
+    by_need: BTreeSet<(ReplicaId, u64, u64)>,
+    /// Entry ids by the hash of their encoding, to spot a resent copy:
+    /// `(hash, id)`.
+    by_hash: BTreeSet<(u64, u64)>,
     /// Every `(replica, counter)` named by a waiting body's `from`, counted:
     /// the highest per replica, where the document lacks it, is what the
     /// waiting updates miss (kept here so asking costs nothing per update).
@@ -62,16 +66,15 @@ impl Pending {
 
     /// Whether this body (with this encoding hash) already waits.
     pub(crate) fn contains(&self, body: &UpdateBody, hash: u64) -> bool {
-        self.by_hash.get(&hash).is_some_and(|ids| {
-            ids.iter()
-                .any(|id| self.entries.get(id).is_some_and(|e| &e.body == body))
-        })
+        self.by_hash
+            .range((hash, 0)..=(hash, u64::MAX))
+            .any(|(_, id)| self.entries.get(id).is_some_and(|e| *e.body == *body))
     }
 
     /// Files `body`, which needs `need`.
     pub(crate) fn insert(
         &mut self,
-        body: UpdateBody,
+        body: Arc<UpdateBody>,
         len: usize,
         hash: u64,
         need: (ReplicaId, u64),
@@ -79,8 +82,8 @@ impl Pending {
         let id = self.next;
         self.next += 1;
         self.bytes = self.bytes.saturating_add(len);
-        self.by_hash.entry(hash).or_default().push(id);
-        self.by_need.entry(need).or_default().push(id);
+        self.by_hash.insert((hash, id));
+        self.by_need.insert((need.0, need.1, id));
         for (r, n) in body.from.iter() {
             *self.needs.entry(r).or_default().entry(n).or_default() += 1;
         }
@@ -102,35 +105,30 @@ impl Pending {
         need
     }
 
-    /// Takes the ids filed under a dependency of `replica` at or below `have`.
-    pub(crate) fn due(&mut self, replica: ReplicaId, have: u64) -> Vec<u64> {
-        let keys: Vec<(ReplicaId, u64)> = self
-            .by_need
-            .range((replica, 0)..=(replica, have))
-            .map(|(k, _)| *k)
-            .collect();
-        let mut ids = Vec::new();
-        for k in keys {
-            if let Some(mut v) = self.by_need.remove(&k) {
-                ids.append(&mut v);
-            }
+    /// Takes the ids filed under a dependency of `replica` at or below
+    /// `have` into `ids` (emptied first), by arrival.
+    pub(crate) fn due(&mut self, replica: ReplicaId, have: u64, ids: &mut Vec<u64>) {
+        ids.clear();
+        let range = (replica, 0, 0)..=(replica, have, u64::MAX);
+        while let Some(&key) = self.by_need.range(range.clone()).next() {
+            self.by_need.remove(&key);
+            ids.push(key.2);
         }
         ids.sort_unstable();
-        ids
     }
 
     /// The body of a filed entry.
     pub(crate) fn body(&self, id: u64) -> Option<&UpdateBody> {
-        self.entries.get(&id).map(|e| &e.body)
+        self.entries.get(&id).map(|e| &*e.body)
     }
 
     /// Files entry `id` (taken by [`Pending::due`]) under another need.
     pub(crate) fn refile(&mut self, id: u64, need: (ReplicaId, u64)) {
-        self.by_need.entry(need).or_default().push(id);
+        self.by_need.insert((need.0, need.1, id));
     }
 
     /// Removes entry `id` (taken by [`Pending::due`]); its body and size.
-    pub(crate) fn remove(&mut self, id: u64) -> Option<(UpdateBody, usize)> {
+    pub(crate) fn remove(&mut self, id: u64) -> Option<(Arc<UpdateBody>, usize)> {
         let e = self.entries.remove(&id)?;
         self.bytes = self.bytes.saturating_sub(e.len);
         for (r, n) in e.body.from.iter() {
@@ -146,17 +144,12 @@ impl Pending {
                 }
             }
         }
-        if let Some(ids) = self.by_hash.get_mut(&e.hash) {
-            ids.retain(|x| *x != id);
-            if ids.is_empty() {
-                self.by_hash.remove(&e.hash);
-            }
-        }
+        self.by_hash.remove(&(e.hash, id));
         Some((e.body, e.len))
     }
 
     /// The waiting bodies, by arrival.
     pub(crate) fn bodies(&self) -> impl Iterator<Item = &UpdateBody> {
-        self.entries.values().map(|e| &e.body)
+        self.entries.values().map(|e| &*e.body)
     }
 }

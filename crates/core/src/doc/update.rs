@@ -262,7 +262,8 @@ pub struct Update(Arc<Inner>);
 
 struct Inner {
     bytes: Vec<u8>,
-    body: UpdateBody,
+    /// Shared with the pending buffer if the update has to wait.
+    body: Arc<UpdateBody>,
     inflated: usize,
 }
 
@@ -277,12 +278,17 @@ impl Update {
     pub(crate) fn from_parts(bytes: Vec<u8>, body: UpdateBody, inflated: usize) -> Update {
         Update(Arc::new(Inner {
             bytes,
-            body,
+            body: Arc::new(body),
             inflated,
         }))
     }
 
     pub(crate) fn body(&self) -> &UpdateBody {
+        &self.0.body
+    }
+
+    /// The decoded body, to keep without copying it.
+    pub(crate) fn shared_body(&self) -> &Arc<UpdateBody> {
         &self.0.body
     }
 
