@@ -37,6 +37,8 @@ enum Event {
 pub(crate) struct SyncTask {
     shared: Arc<ClientShared>,
     config: SyncConfig,
+    /// For `wss://` URLs.
+    tls: Option<Arc<rustls::ClientConfig>>,
     cmds: mpsc::UnboundedReceiver<Command>,
     stop: watch::Receiver<bool>,
     /// What we accept from the relay.
@@ -47,12 +49,14 @@ impl SyncTask {
     pub(crate) fn new(
         shared: Arc<ClientShared>,
         config: SyncConfig,
+        tls: Option<Arc<rustls::ClientConfig>>,
         cmds: mpsc::UnboundedReceiver<Command>,
         stop: watch::Receiver<bool>,
     ) -> SyncTask {
         SyncTask {
             shared,
             config,
+            tls,
             cmds,
             stop,
             ours: Limits::default(),
@@ -115,11 +119,11 @@ impl SyncTask {
                         return false;
                     }
                 }
-                cmd = self.cmds.recv() => {
-                    if cmd.is_none() {
-                        return false;
-                    }
-                }
+                cmd = self.cmds.recv() => match cmd {
+                    None => return false,
+                    Some(Command::ReconnectNow) => return true,
+                    Some(_) => {}
+                },
             }
         }
     }
@@ -128,10 +132,12 @@ impl SyncTask {
         let mut ws_config = WebSocketConfig::default();
         ws_config.max_message_size = Some(self.ours.max_frame_bytes as usize);
         ws_config.max_frame_size = Some(self.ours.max_frame_bytes as usize);
-        let connect = tokio_tungstenite::connect_async_with_config(
+        let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+        let connect = tokio_tungstenite::connect_async_tls_with_config(
             self.config.url.as_str(),
             Some(ws_config),
             true,
+            connector,
         );
         let timeout = self.config.connect_timeout;
         let ws = tokio::select! {
@@ -334,6 +340,9 @@ impl SyncTask {
                 }
             }
             Command::Presence { doc } => s.send_presence(&doc).await?,
+            Command::Close(doc) => s.unsubscribe(&doc).await?,
+            // Connected already.
+            Command::ReconnectNow => {}
         }
         Ok(())
     }
