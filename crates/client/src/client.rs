@@ -330,8 +330,15 @@ impl Client {
     /// client.connect(SyncConfig::new("ws://127.0.0.1:9/ws")).unwrap();
     /// let mut state = client.connection();
     /// state.wait_for(|s| matches!(s, ConnectionState::BackingOff { .. })).await.unwrap();
-    /// client.reconnect_now(); // tries again at once
-    /// state.wait_for(|s| matches!(s, ConnectionState::Connecting { .. })).await.unwrap();
+    /// let before = match *state.borrow() {
+    ///     ConnectionState::BackingOff { attempt, .. } => attempt,
+    ///     _ => 0,
+    /// };
+    /// client.reconnect_now(); // tries again at once, not after the delay
+    /// state
+    ///     .wait_for(|s| matches!(s, ConnectionState::BackingOff { attempt, .. } if *attempt > before))
+    ///     .await
+    ///     .unwrap();
     /// client.disconnect().await;
     /// # });
     /// ```

@@ -45,8 +45,7 @@ struct Session {
     doc: Replica,
     buffer: Buffer,
     view: Viewport,
-    /// The cursor as a stable position, so remote edits move it with
-    /// the text.
+    /// The cursor as a stable position (what peers are sent).
     anchor: Option<Cursor>,
     /// Set by the document's observer on every change.
     changed: Arc<AtomicBool>,
@@ -211,7 +210,10 @@ impl Session {
                     Ok(_) => self.undo.after_local_edit(&self.doc),
                     Err(e) => self.note = Some(e.to_string()),
                 }
-                // The document is the truth (a refused edit is undone here).
+                // The document is the truth (a refused edit is undone
+                // here); the cursor is where the edit left it (the old
+                // anchor predates the edit).
+                self.anchor = None;
                 self.refresh_text();
             }
             Outcome::Undo | Outcome::Redo => {
@@ -236,17 +238,22 @@ impl Session {
         true
     }
 
-    /// Takes the document's text, the cursor where its anchor now is.
+    /// Takes the document's text, the cursor moved with the change
+    /// ([`Buffer::take_text`]).
     fn refresh_text(&mut self) {
         let text = self
             .doc
             .read(|d| d.text(TEXT).map(|t| t.to_string()).unwrap_or_default());
-        let cursor = self
+        // The cursor's stable anchor follows concurrent edits exactly; if
+        // it cannot be resolved, the text diff moves it.
+        match self
             .anchor
             .as_ref()
             .and_then(|c| self.doc.resolve_cursor(c))
-            .map_or(self.buffer.cursor(), |(_, head)| head);
-        self.buffer.replace_text(&text, cursor);
+        {
+            Some((_, head)) => self.buffer.replace_text(&text, head),
+            None => self.buffer.take_text(&text),
+        }
         self.anchor_cursor();
     }
 

@@ -166,6 +166,46 @@ impl Buffer {
         self.cursor = cursor.min(self.chars.len());
     }
 
+    /// Takes the document's new text, moving the cursor with the change:
+    /// the text before the changed region and after it is matched (common
+    /// prefix and suffix); a cursor before or at the change stays (text
+    /// inserted at the cursor goes after it, so a user's own run of typing
+    /// is never split), one after it moves by the change's length, one
+    /// inside a replaced region goes to its end.
+    ///
+    /// ```
+    /// use weft_edit::model::Buffer;
+    /// let mut b = Buffer::new("world");
+    /// b.set_cursor(5);
+    /// b.take_text("hello world"); // someone typed in front
+    /// assert_eq!(b.cursor(), 11);
+    /// b.set_cursor(5);
+    /// b.take_text("hello, world"); // someone typed at the cursor
+    /// assert_eq!(b.cursor(), 5);
+    /// ```
+    pub fn take_text(&mut self, text: &str) {
+        let new: Vec<char> = text.chars().collect();
+        let old = &self.chars;
+        let prefix = old.iter().zip(&new).take_while(|(a, b)| a == b).count();
+        let room = old.len().min(new.len()) - prefix;
+        let suffix = old
+            .iter()
+            .rev()
+            .zip(new.iter().rev())
+            .take(room)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let c = self.cursor.min(old.len());
+        self.cursor = if c <= prefix {
+            c
+        } else if c >= old.len() - suffix {
+            new.len() - (old.len() - c)
+        } else {
+            new.len() - suffix
+        };
+        self.chars = new;
+    }
+
     /// The cursor's (line, column), both from 0, in chars.
     pub fn line_col(&self) -> (usize, usize) {
         line_col(&self.chars, self.cursor)
@@ -392,6 +432,20 @@ mod tests {
         assert_eq!(b.text(), "añ€x");
         assert_eq!(b.line_col(), (0, 2));
         assert_eq!(b.len(), 4);
+    }
+
+    #[test]
+    fn take_text_moves_the_cursor_with_the_change() {
+        let mut b = Buffer::new("abcdef");
+        b.set_cursor(3);
+        b.take_text("abXYcdef"); // before the cursor
+        assert_eq!(b.cursor(), 5);
+        b.take_text("abXYcdef!"); // after it
+        assert_eq!(b.cursor(), 5);
+        b.take_text("abXYZef!"); // a replaced region around it
+        assert_eq!(b.cursor(), 5);
+        b.take_text(""); // everything gone
+        assert_eq!(b.cursor(), 0);
     }
 
     #[test]
