@@ -196,6 +196,12 @@ impl Session {
     /// Handles one key; `false` to quit.
     fn on_key(&mut self, key: Key, page: usize) -> bool {
         self.note = None;
+        // Edits are char indexes into the text this buffer shows: take any
+        // remote change first, so the index means the same in the document
+        // (otherwise a key typed just after a remote edit lands elsewhere).
+        if self.changed.swap(false, Ordering::AcqRel) {
+            self.refresh_text();
+        }
         match self.buffer.handle(key, page) {
             Outcome::Quit => return false,
             Outcome::Edit(edit) => {
