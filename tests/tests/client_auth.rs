@@ -117,7 +117,7 @@ async fn a_forbidden_document_is_refused_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_read_only_client_reports_refused_updates_and_still_receives() {
+async fn a_read_only_client_is_told_refuses_edits_and_still_receives() {
     let relay = auth_relay().await;
     let url = url(&relay);
     let writer = Client::in_memory();
@@ -134,22 +134,27 @@ async fn a_read_only_client_reports_refused_updates_and_still_receives() {
     assert!(w.wait_synced(Duration::from_secs(5)).await);
     assert!(r.wait_synced(Duration::from_secs(5)).await);
 
-    r.transact(|tx| tx.counter("n")?.increment(5)).unwrap();
-    let refused = next_event(&mut events, |e| {
-        matches!(e, ClientEvent::UpdateRefused { .. })
+    // The relay announced read-only (protocol 2): the edit is refused at
+    // once with a typed error instead of queueing forever.
+    let announced = next_event(&mut events, |e| {
+        matches!(e, ClientEvent::AccessChanged { .. })
     })
     .await;
     assert!(
         matches!(
-            refused,
-            Some(ClientEvent::UpdateRefused {
-                code: ErrorCode::ReadOnly,
+            announced,
+            Some(ClientEvent::AccessChanged {
+                access: weft_client::Access::ReadOnly,
                 ..
             })
         ),
-        "{refused:?}"
+        "{announced:?}"
     );
-    assert_eq!(*r.status().borrow(), SyncStatus::Syncing { pending: 1 });
+    assert!(matches!(
+        r.transact(|tx| tx.counter("n")?.increment(5)),
+        Err(weft_client::Error::ReadOnly(_))
+    ));
+    assert_eq!(*r.status().borrow(), SyncStatus::ReadOnly { unsent: 0 });
 
     w.transact(|tx| tx.text("t")?.insert(0, "from the writer"))
         .unwrap();

@@ -268,6 +268,84 @@ impl Client {
         Ok(Replica { shared })
     }
 
+    /// Closes document `doc`: unsubscribes it on the relay (which frees its
+    /// slot there: a connection holds at most the relay's `max_docs`
+    /// documents, 256 by default), stops syncing it and forgets it, so the
+    /// next [`Client::replica`] opens it afresh from the store. Every edit
+    /// made is already durable in the store; what the relay did not yet
+    /// acknowledge is sent when the document is next opened while
+    /// connected. Handles still held refuse edits from now on
+    /// ([`Error::Closed`]); reads still work. Returns whether it was open.
+    ///
+    /// ```
+    /// use weft_client::{Client, Error};
+    /// let client = Client::in_memory();
+    /// let doc = client.replica("notes").unwrap();
+    /// doc.transact(|tx| tx.text("t")?.insert(0, "kept")).unwrap();
+    /// assert!(client.close("notes"));
+    /// assert!(!client.close("notes")); // not open any more
+    /// assert!(matches!(doc.transact(|tx| tx.counter("n")?.increment(1)), Err(Error::Closed(_))));
+    /// let again = client.replica("notes").unwrap(); // from the store
+    /// assert_eq!(again.read(|d| d.text("t").unwrap().to_string()), "kept");
+    /// ```
+    pub fn close(&self, doc: &str) -> bool {
+        let Ok(id) = DocId::new(doc) else {
+            return false;
+        };
+        let Some(shared) = lock(&self.shared.replicas).remove(&id) else {
+            return false;
+        };
+        // Marked before the command is queued: no edit of this handle can
+        // follow the unsubscribe.
+        shared.close();
+        self.shared.link.send(Command::Close(id));
+        true
+    }
+
+    /// The documents open now, by id.
+    ///
+    /// ```
+    /// use weft_client::Client;
+    /// let client = Client::in_memory();
+    /// client.replica("b").unwrap();
+    /// client.replica("a").unwrap();
+    /// let open: Vec<String> = client.open_docs().iter().map(|d| d.to_string()).collect();
+    /// assert_eq!(open, ["a", "b"]);
+    /// ```
+    pub fn open_docs(&self) -> Vec<DocId> {
+        lock(&self.shared.replicas).keys().cloned().collect()
+    }
+
+    /// Ends a reconnect backoff now: if the client is waiting
+    /// ([`ConnectionState::BackingOff`]) it tries to connect at once (say
+    /// when the app learns the network is back); connected or already
+    /// connecting, nothing changes. The backoff itself is kept, so a failed
+    /// attempt waits as long as it would have.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use weft_client::{Client, ConnectionState, SyncConfig};
+    /// let client = Client::in_memory();
+    /// client.reconnect_now(); // not connected: nothing to do
+    /// client.connect(SyncConfig::new("ws://127.0.0.1:9/ws")).unwrap();
+    /// let mut state = client.connection();
+    /// state.wait_for(|s| matches!(s, ConnectionState::BackingOff { .. })).await.unwrap();
+    /// let before = match *state.borrow() {
+    ///     ConnectionState::BackingOff { attempt, .. } => attempt,
+    ///     _ => 0,
+    /// };
+    /// client.reconnect_now(); // tries again at once, not after the delay
+    /// state
+    ///     .wait_for(|s| matches!(s, ConnectionState::BackingOff { attempt, .. } if *attempt > before))
+    ///     .await
+    ///     .unwrap();
+    /// client.disconnect().await;
+    /// # });
+    /// ```
+    pub fn reconnect_now(&self) {
+        self.shared.link.send(Command::ReconnectNow);
+    }
+
     /// Starts syncing every open (and later opened) document with the relay
     /// in `config`, in a background task on the current tokio runtime.
     /// Replaces an earlier connection (to move to another relay, just
@@ -287,7 +365,7 @@ impl Client {
     /// # });
     /// ```
     pub fn connect(&self, config: SyncConfig) -> Result<()> {
-        config.validate()?;
+        let tls = config.tls()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let mut sync = lock(&self.sync);
         if let Some(old) = sync.take() {
@@ -298,7 +376,7 @@ impl Client {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         self.shared.link.set(Some(tx));
         let (stop, stopped) = watch::channel(false);
-        let task = SyncTask::new(self.shared.clone(), config, rx, stopped);
+        let task = SyncTask::new(self.shared.clone(), config, tls, rx, stopped);
         let join = runtime.spawn(task.run());
         *sync = Some(SyncHandle { stop, join });
         Ok(())

@@ -44,6 +44,12 @@ pub struct SyncConfig {
     /// First delay before resending an update the relay asked to retry
     /// (`RateLimited`, `StoreUnavailable`); doubles per consecutive retry.
     pub retry_delay: Duration,
+    /// For `wss://`: trust the operating system's root certificates
+    /// (default `true`).
+    pub system_roots: bool,
+    /// For `wss://`: further trusted root certificates, each PEM (one or
+    /// more `CERTIFICATE` blocks), e.g. a private or test CA.
+    pub root_certificates: Vec<Vec<u8>>,
 }
 
 impl SyncConfig {
@@ -60,7 +66,29 @@ impl SyncConfig {
             max_batch_bytes: 1 << 20,
             max_in_flight: 64,
             retry_delay: Duration::from_millis(200),
+            system_roots: true,
+            root_certificates: Vec::new(),
         }
+    }
+
+    /// Trusts the root certificate(s) in `pem` for `wss://` too (a private
+    /// CA, a self-signed test CA). Checked by [`SyncConfig::validate`].
+    ///
+    /// ```
+    /// use weft_client::SyncConfig;
+    /// let config = SyncConfig::new("wss://relay.example:443/ws").with_root_certificate_pem(b"not a pem");
+    /// assert!(config.validate().is_err()); // no CERTIFICATE block
+    /// ```
+    pub fn with_root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> SyncConfig {
+        self.root_certificates.push(pem.into());
+        self
+    }
+
+    /// Whether `wss://` trusts the operating system's root certificates
+    /// (turn off to trust only the added ones).
+    pub fn with_system_roots(mut self, trust: bool) -> SyncConfig {
+        self.system_roots = trust;
+        self
     }
 
     /// Sets the token.
@@ -101,18 +129,34 @@ impl SyncConfig {
         self
     }
 
-    /// Checks the URL scheme (only `ws://`: the client has no TLS stack;
-    /// put a TLS-terminating proxy in front of a public relay).
+    /// Checks the URL (`ws://host[:port]/path`, or `wss://` for TLS) and,
+    /// for `wss://`, that the trusted roots load.
+    ///
+    /// ```
+    /// use weft_client::SyncConfig;
+    /// assert!(SyncConfig::new("ws://127.0.0.1:8787/ws").validate().is_ok());
+    /// // Trusting no root at all cannot verify any relay.
+    /// assert!(SyncConfig::new("wss://relay.example/ws").with_system_roots(false).validate().is_err());
+    /// assert!(SyncConfig::new("https://relay.example/ws").validate().is_err());
+    /// assert!(SyncConfig::new("wss:///ws").validate().is_err());
+    /// ```
     pub fn validate(&self) -> Result<()> {
+        self.tls().map(|_| ())
+    }
+
+    /// [`SyncConfig::validate`], returning the rustls configuration for
+    /// `wss://` (one for every URL: each may be `ws://` or `wss://`).
+    pub(crate) fn tls(&self) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>> {
         for url in self.urls() {
             let rest = url
                 .strip_prefix("ws://")
+                .or_else(|| url.strip_prefix("wss://"))
                 .ok_or_else(|| Error::InvalidUrl(url.to_owned()))?;
             if rest.is_empty() || rest.starts_with('/') {
                 return Err(Error::InvalidUrl(url.to_owned()));
             }
         }
-        Ok(())
+        crate::tls::client_config(self)
     }
 }
 

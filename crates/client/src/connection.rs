@@ -37,6 +37,8 @@ enum Event {
 pub(crate) struct SyncTask {
     shared: Arc<ClientShared>,
     config: SyncConfig,
+    /// For `wss://` URLs.
+    tls: Option<Arc<rustls::ClientConfig>>,
     cmds: mpsc::UnboundedReceiver<Command>,
     stop: watch::Receiver<bool>,
     /// What we accept from the relay.
@@ -49,12 +51,14 @@ impl SyncTask {
     pub(crate) fn new(
         shared: Arc<ClientShared>,
         config: SyncConfig,
+        tls: Option<Arc<rustls::ClientConfig>>,
         cmds: mpsc::UnboundedReceiver<Command>,
         stop: watch::Receiver<bool>,
     ) -> SyncTask {
         SyncTask {
             shared,
             config,
+            tls,
             cmds,
             stop,
             ours: Limits::default(),
@@ -120,11 +124,11 @@ impl SyncTask {
                         return false;
                     }
                 }
-                cmd = self.cmds.recv() => {
-                    if cmd.is_none() {
-                        return false;
-                    }
-                }
+                cmd = self.cmds.recv() => match cmd {
+                    None => return false,
+                    Some(Command::ReconnectNow) => return true,
+                    Some(_) => {}
+                },
             }
         }
     }
@@ -140,8 +144,14 @@ impl SyncTask {
             .nth(self.url_index % urls)
             .unwrap_or(self.config.url.as_str())
             .to_owned();
-        let connect =
-            tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config), true);
+        // The connector is used for `wss://` URLs only; `ws://` stays plain.
+        let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+        let connect = tokio_tungstenite::connect_async_tls_with_config(
+            url.as_str(),
+            Some(ws_config),
+            true,
+            connector,
+        );
         let timeout = self.config.connect_timeout;
         let ws = tokio::select! {
             r = tokio::time::timeout(timeout, connect) => match r {
@@ -343,6 +353,9 @@ impl SyncTask {
                 }
             }
             Command::Presence { doc } => s.send_presence(&doc).await?,
+            Command::Close(doc) => s.unsubscribe(&doc).await?,
+            // Connected already.
+            Command::ReconnectNow => {}
         }
         Ok(())
     }

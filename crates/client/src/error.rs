@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 use weft_core::DocError;
-use weft_protocol::{InvalidDocId, ProtocolError};
+use weft_protocol::{DocId, InvalidDocId, ProtocolError};
 
 /// Why a client call failed.
 ///
@@ -29,9 +29,25 @@ pub enum Error {
     /// A presence state the relay would refuse (bad colour, too long, ...).
     #[error("presence: {0}")]
     Presence(ProtocolError),
-    /// The relay URL is not a `ws://` URL.
-    #[error("invalid relay url `{0}`: expected ws://host:port/path")]
+    /// The relay URL is not a `ws://` or `wss://` URL.
+    #[error("invalid relay url `{0}`: expected ws://host:port/path or wss://host:port/path")]
     InvalidUrl(String),
+    /// The TLS settings of a [`SyncConfig`](crate::SyncConfig) cannot be
+    /// used (a root certificate that does not parse, no root at all).
+    #[error("tls: {0}")]
+    Tls(String),
+    /// The document was closed ([`Client::close`](crate::Client::close)):
+    /// this handle no longer edits. Open it again with
+    /// [`Client::replica`](crate::Client::replica).
+    #[error("document `{0}` is closed")]
+    Closed(DocId),
+    /// The relay announced read-only access to this document
+    /// ([`SyncStatus::ReadOnly`](crate::SyncStatus::ReadOnly)): the edit
+    /// was not made, so it cannot sit unsynced forever. Refused until a
+    /// relay announces write access (say after
+    /// [`Client::set_token`](crate::Client::set_token) and a reconnect).
+    #[error("document `{0}` is read-only for this client")]
+    ReadOnly(DocId),
     /// [`Client::connect`](crate::Client::connect) needs a tokio runtime.
     #[error("no tokio runtime: call this from within a tokio runtime")]
     NoRuntime,

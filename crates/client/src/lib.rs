@@ -90,6 +90,7 @@
 //! | `status.rs` | [`SyncStatus`], [`ConnectionState`], [`ClientEvent`] |
 //! | `presence.rs` | own presence and other peers' ([`Peers`]) |
 //! | `config.rs` | [`SyncConfig`], [`ClientLimits`] |
+//! | `tls.rs` | `wss://`: rustls with the system's roots plus added ones |
 //! | `error.rs` | [`Error`] |
 //!
 //! The state machine and the outbox design: `docs/architecture.md`
@@ -105,6 +106,7 @@ mod outbox;
 mod presence;
 mod replica;
 mod status;
+mod tls;
 
 pub use backoff::Backoff;
 pub use client::Client;
@@ -114,4 +116,21 @@ pub use presence::Peers;
 pub use replica::Replica;
 pub use status::{refusal_code, ClientEvent, ConnectionState, SyncStatus};
 pub use weft_persist::SkippedRecord;
-pub use weft_protocol::{Cursor, DocId, ErrorCode, PeerId, PresenceState};
+pub use weft_protocol::{Access, Cursor, DocId, ErrorCode, PeerId, PresenceState};
+
+// The types this crate's API takes and returns, so an app needs no direct
+// dependency on the crates below to use it (and cannot mix versions).
+/// The whole of `weft-core` (every value type, `doc::*`), as this crate
+/// uses it.
+pub use weft_core;
+pub use weft_core::doc::{Change, Event, Limits as DocLimits, SubscriptionId, Transaction};
+pub use weft_core::{
+    Bias, DecodeError, Doc, DocError, RandomUnavailable, ReplicaId, StablePosition, VersionVector,
+};
+/// The whole of `weft-persist` (stores, records, compaction), as this crate
+/// uses it.
+pub use weft_persist;
+pub use weft_persist::{EncryptionKey, MemoryStore, Options as StoreOptions, SqliteStore, Store};
+/// The whole of `weft-protocol` (frames, limits, error codes), as this
+/// crate uses it.
+pub use weft_protocol;

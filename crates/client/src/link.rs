@@ -16,6 +16,10 @@ pub(crate) enum Command {
     Local { doc: DocId, update: Vec<u8> },
     /// The replica's own presence changed.
     Presence { doc: DocId },
+    /// The document was closed: unsubscribe it.
+    Close(DocId),
+    /// Skip the rest of a backoff delay and connect now.
+    ReconnectNow,
 }
 
 /// The channel from replicas to the sync task, if one runs.

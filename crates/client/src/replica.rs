@@ -4,13 +4,14 @@
 use crate::link::{Command, Link};
 use crate::presence::{self, Peers, PresenceBook};
 use crate::{Error, Result, SyncStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
 use weft_core::doc::{ApplyStatus, Event, Limits, SubscriptionId, Transaction};
 use weft_core::{Doc, DocError, ReplicaId, Update, VersionVector};
 use weft_persist::{SkippedRecord, Store};
-use weft_protocol::{Cursor, DocId, PresenceState};
+use weft_protocol::{Access, Cursor, DocId, PresenceState};
 
 /// The in-memory document and what of it is not yet in the store.
 #[derive(Debug)]
@@ -88,6 +89,12 @@ pub(crate) struct ReplicaShared {
     skipped: Vec<SkippedRecord>,
     /// This session's replica id (the document's).
     replica: ReplicaId,
+    /// What the relay last said this client may do with the document
+    /// (protocol 2 `Access`); `None` until a relay has said.
+    pub(crate) access: watch::Sender<Option<Access>>,
+    /// Set by [`Client::close`](crate::Client::close): the handle no longer
+    /// edits or syncs.
+    closed: AtomicBool,
 }
 
 impl ReplicaShared {
@@ -120,7 +127,29 @@ impl ReplicaShared {
             status: watch::Sender::new(status),
             presence: PresenceBook::new(max_presence_peers),
             skipped,
+            access: watch::Sender::new(None),
+            closed: AtomicBool::new(false),
         }
+    }
+
+    /// Marks the replica closed (its handles stop editing) and offline.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.set_status(SyncStatus::Offline);
+        self.presence.clear();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Records the relay's announcement; `true` if it changed.
+    pub(crate) fn set_access(&self, access: Access) -> bool {
+        self.access.send_if_modified(|a| {
+            let changed = *a != Some(access);
+            *a = Some(access);
+            changed
+        })
     }
 
     /// This editing session's replica id.
@@ -259,7 +288,9 @@ impl Replica {
     /// update. Blocks for the store's commit; from async code prefer
     /// [`Replica::transact_async`].
     ///
-    /// If `edit` fails nothing changes ([`Error::Doc`]). If the store fails
+    /// If `edit` fails nothing changes ([`Error::Doc`]); nor on a closed
+    /// document ([`Error::Closed`]) or one the relay announced read-only
+    /// ([`Error::ReadOnly`]). If the store fails
     /// ([`Error::Store`]) the edit stays applied in memory and the next
     /// successful edit stores both.
     ///
@@ -276,6 +307,12 @@ impl Replica {
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<(), DocError>,
     {
         let shared = &self.shared;
+        if shared.is_closed() {
+            return Err(Error::Closed(shared.id.clone()));
+        }
+        if *shared.access.borrow() == Some(Access::ReadOnly) {
+            return Err(Error::ReadOnly(shared.id.clone()));
+        }
         let mut cell = shared.lock();
         let before = cell.doc.version().clone();
         let update = cell.doc.transact(edit)?;
@@ -398,7 +435,10 @@ impl Replica {
         self.shared.status.subscribe()
     }
 
-    /// Waits until the status is [`SyncStatus::Synced`]; `false` on timeout.
+    /// Waits until the relay has everything of this replica it will take
+    /// and this replica everything the relay has: the status is
+    /// [`SyncStatus::Synced`] (or [`SyncStatus::ReadOnly`] with nothing
+    /// unsent). `false` on timeout.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -410,8 +450,41 @@ impl Replica {
     /// ```
     pub async fn wait_synced(&self, timeout: Duration) -> bool {
         let mut rx = self.status();
-        let synced = tokio::time::timeout(timeout, rx.wait_for(|s| *s == SyncStatus::Synced)).await;
+        let synced = tokio::time::timeout(
+            timeout,
+            rx.wait_for(|s| matches!(s, SyncStatus::Synced | SyncStatus::ReadOnly { unsent: 0 })),
+        )
+        .await;
         matches!(synced, Ok(Ok(_)))
+    }
+
+    /// What the relay last announced this client may do with the document
+    /// (protocol 2), as a watch channel: `None` until a relay has said (or
+    /// from a version 1 relay). With [`Access::ReadOnly`] local edits are
+    /// refused ([`Error::ReadOnly`]).
+    ///
+    /// ```
+    /// use weft_client::Client;
+    /// let doc = Client::in_memory().replica("d").unwrap();
+    /// assert_eq!(*doc.access().borrow(), None); // no relay has said
+    /// ```
+    pub fn access(&self) -> watch::Receiver<Option<Access>> {
+        self.shared.access.subscribe()
+    }
+
+    /// Whether [`Client::close`](crate::Client::close) closed this
+    /// document (this handle then refuses edits with [`Error::Closed`]).
+    ///
+    /// ```
+    /// use weft_client::Client;
+    /// let client = Client::in_memory();
+    /// let doc = client.replica("d").unwrap();
+    /// assert!(!doc.is_closed());
+    /// assert!(client.close("d"));
+    /// assert!(doc.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
     }
 
     /// Sets this replica's presence in the document (name, colour, cursor,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 use weft_core::{DecodeError, DocError};
 use weft_persist::SkippedRecord;
-use weft_protocol::{DocId, ErrorCode, PeerId};
+use weft_protocol::{Access, DocId, ErrorCode, PeerId};
 
 /// The sync state of one document, as a UI would show it.
 ///
@@ -33,6 +33,17 @@ pub enum SyncStatus {
     /// The relay holds everything this replica has, and vice versa as far
     /// as the relay has told us.
     Synced,
+    /// Subscribed with read-only access (the relay's `Access`, protocol
+    /// 2): everything other replicas write arrives, nothing of this replica
+    /// is uploaded, and [`Replica::transact`](crate::Replica::transact)
+    /// refuses new edits ([`Error::ReadOnly`](crate::Error::ReadOnly)).
+    /// `unsent` counts local transactions the relay lacks (made offline
+    /// before it said): they stay in the local store, unsynced, until a
+    /// connection with write access.
+    ReadOnly {
+        /// Local transactions the relay lacks and will not take.
+        unsent: u64,
+    },
     /// The relay refused the document (e.g. `Forbidden`); it stays local
     /// until the next connection.
     Refused {
@@ -106,6 +117,18 @@ pub enum ClientEvent {
         code: ErrorCode,
         /// The relay's message, for logs.
         message: String,
+    },
+    /// The relay announced a different permission on a document than last
+    /// known (protocol 2 `Access`, sent on every subscribe; reported when
+    /// it changes, including the first time). From
+    /// [`Access::ReadOnly`], local edits are refused with
+    /// [`Error::ReadOnly`](crate::Error::ReadOnly) and the status is
+    /// [`SyncStatus::ReadOnly`].
+    AccessChanged {
+        /// Which document.
+        doc: DocId,
+        /// What this client may now do with it.
+        access: Access,
     },
     /// The relay refused a document (`Forbidden`, `TooManyDocs`).
     DocumentRefused {

@@ -9,7 +9,12 @@ use weft_core::{DecodeError, VersionVector};
 
 /// The relay protocol version this build speaks best (negotiated in
 /// [`Frame::Hello`] / [`Frame::Welcome`]).
-pub const PROTOCOL_VERSION: u16 = 1;
+///
+/// Version 2 adds [`Frame::Access`] (the client's permission on each
+/// document it subscribes); everything else is version 1 unchanged.
+pub const PROTOCOL_VERSION: u16 = 2;
+/// The first protocol version with [`Frame::Access`].
+pub const ACCESS_VERSION: u16 = 2;
 /// The oldest protocol version this build still speaks.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
 
@@ -58,6 +63,30 @@ impl Default for Limits {
     }
 }
 
+/// What a connection may do with a document, announced by the server in
+/// [`Frame::Access`] (protocol version 2 on).
+///
+/// ```
+/// use weft_protocol::Access;
+/// assert!(Access::ReadWrite.may_write());
+/// assert!(!Access::ReadOnly.may_write());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Access {
+    /// Receives the document and its updates; every `Update` is refused
+    /// with [`ErrorCode::ReadOnly`]. Wire value 0.
+    ReadOnly,
+    /// May also send updates. Wire value 1.
+    ReadWrite,
+}
+
+impl Access {
+    /// Whether updates are accepted.
+    pub fn may_write(self) -> bool {
+        self == Access::ReadWrite
+    }
+}
+
 /// Who may send a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Direction {
@@ -74,8 +103,8 @@ pub enum Direction {
 ///
 /// Client → server: `Hello` (first, once), `Subscribe`, `Unsubscribe`,
 /// `Update`, `Presence`. Server → client: `Welcome` (first, once),
-/// `Error`, `Synced`, `Ack`, `Remote`, `PresenceUpdate`, `PresenceRemoved`.
-/// Either: `Ping`, `Pong`.
+/// `Error`, `Synced`, `Ack`, `Remote`, `PresenceUpdate`, `PresenceRemoved`,
+/// `Access` (version 2 on). Either: `Ping`, `Pong`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
     /// 0, client: opens the connection.
@@ -190,6 +219,15 @@ pub enum Frame {
         /// The peers.
         peers: Vec<PeerId>,
     },
+    /// 14, server, protocol version 2 on: the connection's permission on
+    /// `doc`, sent in answer to each `Subscribe` the server accepts, before
+    /// its `Synced`. Never sent on a version 1 connection.
+    Access {
+        /// The document.
+        doc: DocId,
+        /// What this connection may do with it.
+        access: Access,
+    },
 }
 
 impl Frame {
@@ -244,6 +282,7 @@ impl Frame {
             Frame::Presence { .. } => "Presence",
             Frame::PresenceUpdate { .. } => "PresenceUpdate",
             Frame::PresenceRemoved { .. } => "PresenceRemoved",
+            Frame::Access { .. } => "Access",
         }
     }
 
@@ -262,7 +301,8 @@ impl Frame {
             | Frame::Ack { .. }
             | Frame::Remote { .. }
             | Frame::PresenceUpdate { .. }
-            | Frame::PresenceRemoved { .. } => Direction::ToClient,
+            | Frame::PresenceRemoved { .. }
+            | Frame::Access { .. } => Direction::ToClient,
         }
     }
 
@@ -282,7 +322,8 @@ impl Frame {
             | Frame::Remote { doc, .. }
             | Frame::Presence { doc, .. }
             | Frame::PresenceUpdate { doc, .. }
-            | Frame::PresenceRemoved { doc, .. } => Some(doc),
+            | Frame::PresenceRemoved { doc, .. }
+            | Frame::Access { doc, .. } => Some(doc),
         }
     }
 
@@ -414,7 +455,8 @@ impl Frame {
             | Frame::Synced { .. }
             | Frame::Unsubscribe { .. }
             | Frame::Ack { .. }
-            | Frame::PresenceRemoved { .. } => {}
+            | Frame::PresenceRemoved { .. }
+            | Frame::Access { .. } => {}
         }
         Ok(())
     }

@@ -13,7 +13,7 @@
 //!   │◄────────── Remote {doc, bytes} ──────│  other peers' updates
 //! ```
 
-use crate::{Direction, ErrorCode, Frame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
+use crate::{Direction, ErrorCode, Frame, ACCESS_VERSION, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use std::ops::RangeInclusive;
 
 /// Picks the protocol version for a connection: the newest version in both
@@ -56,6 +56,8 @@ pub enum Role {
 ///   client speaks) or an `Error` (the server refuses and closes). No second
 ///   `Welcome`.
 /// - Nobody receives a frame only it may send ([`Frame::direction`]).
+/// - A frame newer than the negotiated version ([`Frame::Access`] before
+///   version 2) is refused.
 ///
 /// A refused frame leaves the state unchanged; the server answers with
 /// `Error { code }` and closes, a client closes.
@@ -65,7 +67,7 @@ pub enum Role {
 /// let mut server = Handshake::new(Role::Server);
 /// assert_eq!(server.receive(&Frame::Ping { nonce: 1 }), Err(ErrorCode::UnexpectedFrame));
 /// assert_eq!(server.receive(&Frame::hello(None, None)), Ok(()));
-/// assert_eq!(server.version(), Some(1));
+/// assert_eq!(server.version(), Some(2));
 /// assert_eq!(server.receive(&Frame::hello(None, None)), Err(ErrorCode::UnexpectedFrame));
 /// assert_eq!(server.receive(&Frame::Ping { nonce: 2 }), Ok(()));
 /// ```
@@ -142,6 +144,10 @@ impl Handshake {
             (None, _) => Err(ErrorCode::UnexpectedFrame),
             // Only the peer's greeting is left after the direction check.
             (Some(_), Frame::Hello { .. } | Frame::Welcome { .. }) => {
+                Err(ErrorCode::UnexpectedFrame)
+            }
+            // A frame the negotiated version does not have.
+            (Some(v), Frame::Access { .. }) if v < ACCESS_VERSION => {
                 Err(ErrorCode::UnexpectedFrame)
             }
             (Some(_), _) => Ok(()),

@@ -74,7 +74,7 @@
 //!         assert!(client_doc.version() >= &version);
 //!     }
 //! }
-//! assert_eq!(client.version(), Some(1));
+//! assert_eq!(client.version(), Some(2));
 //! assert_eq!(client_doc.text("body").unwrap().to_string(), "hello");
 //! ```
 
@@ -90,8 +90,8 @@ pub use doc_id::{DocId, InvalidDocId, MAX_DOC_ID_BYTES};
 pub use error::ProtocolError;
 pub use error_code::{ErrorCode, ErrorScope};
 pub use frame::{
-    Direction, Frame, Limits, MAX_MESSAGE_BYTES, MAX_NAME_BYTES, MAX_TOKEN_BYTES,
-    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    Access, Direction, Frame, Limits, ACCESS_VERSION, MAX_MESSAGE_BYTES, MAX_NAME_BYTES,
+    MAX_TOKEN_BYTES, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 pub use handshake::{negotiate, Handshake, Role};
 pub use presence::{Cursor, PeerId, PresenceState, MAX_USER_BYTES};

@@ -96,6 +96,10 @@ fn samples() -> Vec<Frame> {
             doc: doc("notes"),
             peers: vec![PeerId(1), PeerId(u64::MAX)],
         },
+        Frame::Access {
+            doc: doc("notes"),
+            access: Access::ReadOnly,
+        },
     ]
 }
 
@@ -270,10 +274,23 @@ fn size_is_checked_before_parsing() {
 }
 
 #[test]
+fn unknown_access_values_are_bad_frames() {
+    let access = Frame::Access {
+        doc: doc("d"),
+        access: Access::ReadWrite,
+    };
+    let mut bytes = access.encode();
+    assert_eq!(bytes.last(), Some(&1));
+    let last = bytes.len() - 1;
+    bytes[last] = 2;
+    assert_eq!(decode(&bytes).unwrap_err().code(), ErrorCode::BadFrame);
+}
+
+#[test]
 fn unknown_frame_types_are_named() {
     let mut b = header();
-    b.push(14);
-    assert_eq!(decode(&b), Err(ProtocolError::UnknownFrame(14)));
+    b.push(15);
+    assert_eq!(decode(&b), Err(ProtocolError::UnknownFrame(15)));
     let mut b = header();
     b.extend_from_slice(&[0x80, 0x01, 0x00]);
     assert_eq!(decode(&b), Err(ProtocolError::UnknownFrame(128)));
@@ -681,8 +698,8 @@ fn server_handshake_order() {
     assert_eq!(hs.receive(&samples()[2]), Err(ErrorCode::UnexpectedFrame));
     // A Hello with no common version is refused and changes nothing.
     let future = Frame::Hello {
-        min_version: 2,
-        max_version: 3,
+        min_version: 3,
+        max_version: 4,
         client_name: None,
         token: None,
     };
@@ -722,7 +739,7 @@ fn client_handshake_order() {
         Err(ErrorCode::UnexpectedFrame)
     );
     assert_eq!(hs.receive(&welcome(0)), Err(ErrorCode::UnsupportedVersion));
-    assert_eq!(hs.receive(&welcome(2)), Err(ErrorCode::UnsupportedVersion));
+    assert_eq!(hs.receive(&welcome(3)), Err(ErrorCode::UnsupportedVersion));
     // A refusal may come first.
     assert_eq!(hs.receive(&samples()[2]), Ok(()));
     assert_eq!(hs.version(), None);
@@ -733,10 +750,24 @@ fn client_handshake_order() {
         let expected = match frame.direction() {
             Direction::ToServer => Err(ErrorCode::UnexpectedFrame),
             _ if matches!(frame, Frame::Welcome { .. }) => Err(ErrorCode::UnexpectedFrame),
+            // Version 1 has no Access frame.
+            _ if matches!(frame, Frame::Access { .. }) => Err(ErrorCode::UnexpectedFrame),
             _ => Ok(()),
         };
         assert_eq!(hs.receive(&frame), expected, "{}", frame.name());
     }
+    // On version 2 the server announces each document's access.
+    let mut v2 = Handshake::new(Role::Client);
+    assert_eq!(v2.receive(&welcome(2)), Ok(()));
+    let access = Frame::Access {
+        doc: DocId::new("d").unwrap(),
+        access: Access::ReadWrite,
+    };
+    assert_eq!(v2.receive(&access), Ok(()));
+    // A server never receives it.
+    let mut server = Handshake::new(Role::Server);
+    assert_eq!(server.receive(&Frame::hello(None, None)), Ok(()));
+    assert_eq!(server.receive(&access), Err(ErrorCode::UnexpectedFrame));
     // A client speaking 1..=3 accepts a server's 3.
     let mut newer = Handshake::with_versions(Role::Client, 1..=3);
     assert_eq!(newer.receive(&welcome(3)), Ok(()));

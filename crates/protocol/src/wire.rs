@@ -7,14 +7,14 @@
 //! Both directions go through this one type, so the layout cannot drift
 //! between them.
 
-use crate::{DocId, ErrorCode, Frame, Limits, PeerId, PresenceState, ProtocolError};
+use crate::{Access, DocId, ErrorCode, Frame, Limits, PeerId, PresenceState, ProtocolError};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use weft_core::VersionVector;
 
-/// Number of frame types in protocol version 1: variant indexes `0..=13`;
-/// a new frame type would get index 14.
-pub(crate) const FRAME_TYPES: u32 = 14;
+/// Number of frame types: variant indexes `0..=13` in protocol version 1,
+/// `14` (`Access`) from version 2; a new frame type would get index 15.
+pub(crate) const FRAME_TYPES: u32 = 15;
 
 #[derive(Serialize, Deserialize)]
 pub(crate) enum Wire<'a> {
@@ -81,6 +81,10 @@ pub(crate) enum Wire<'a> {
     PresenceRemoved {
         doc: &'a str,
         peers: Cow<'a, [PeerId]>,
+    },
+    Access {
+        doc: &'a str,
+        access: Access,
     },
 }
 
@@ -161,6 +165,10 @@ impl<'a> Wire<'a> {
             Frame::PresenceRemoved { doc, peers } => Wire::PresenceRemoved {
                 doc: doc.as_str(),
                 peers: Cow::Borrowed(peers),
+            },
+            Frame::Access { doc, access } => Wire::Access {
+                doc: doc.as_str(),
+                access: *access,
             },
         }
     }
@@ -251,6 +259,10 @@ impl<'a> Wire<'a> {
             Wire::PresenceRemoved { doc, peers } => Frame::PresenceRemoved {
                 doc: doc.parse()?,
                 peers: peers.into_owned(),
+            },
+            Wire::Access { doc, access } => Frame::Access {
+                doc: doc.parse()?,
+                access,
             },
         })
     }

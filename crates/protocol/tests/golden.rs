@@ -5,7 +5,7 @@
 
 use weft_core::doc::{Kind, Path};
 use weft_core::{Bias, Dot, ReplicaId, StablePosition, VersionVector};
-use weft_protocol::{Cursor, DocId, ErrorCode, Frame, Limits, PeerId, PresenceState};
+use weft_protocol::{Access, Cursor, DocId, ErrorCode, Frame, Limits, PeerId, PresenceState};
 
 const HEADER: &str = "57 45 46 54 01 0e";
 
@@ -129,5 +129,25 @@ fn presence() {
         },
         // type 13, "d", [1, 2]
         "0d 01 64 02 01 02",
+    );
+}
+
+#[test]
+fn access() {
+    // Protocol version 2.
+    pin(
+        Frame::Access {
+            doc: d(),
+            access: Access::ReadOnly,
+        },
+        // type 14, "d", 0 = read-only
+        "0e 01 64 00",
+    );
+    pin(
+        Frame::Access {
+            doc: d(),
+            access: Access::ReadWrite,
+        },
+        "0e 01 64 01",
     );
 }

@@ -484,6 +484,26 @@ impl Conn {
             );
             return;
         }
+        // Protocol 2 on: the client learns its permission before `Synced`
+        // (the document task queues `Synced` on the same queue after this).
+        if self
+            .handshake
+            .version()
+            .is_some_and(|v| v >= weft_protocol::ACCESS_VERSION)
+        {
+            let write = self
+                .grant
+                .as_ref()
+                .is_some_and(|g| g.may_write(doc.as_str()));
+            self.reply(Frame::Access {
+                doc: doc.clone(),
+                access: if write {
+                    weft_protocol::Access::ReadWrite
+                } else {
+                    weft_protocol::Access::ReadOnly
+                },
+            });
+        }
         let (reply, answer) = oneshot::channel();
         let cmd = DocCmd::Subscribe {
             peer: self.peer,

@@ -11,7 +11,7 @@
 //! `--log-format json` for structured logs); the first line on stdout is
 //! `weft-relay listening on ADDR`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,7 +95,8 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "WEFT_LISTEN", default_value = "127.0.0.1:8787")]
     listen: SocketAddr,
-    /// Directory for the SQLite store.
+    /// Directory for the SQLite store (relative to the working directory;
+    /// `weft-data/` is in the repository's .gitignore).
     #[arg(long, env = "WEFT_DATA", default_value = "weft-data")]
     data: PathBuf,
     /// Cluster mode: the shared store, a PostgreSQL URL
@@ -118,38 +119,38 @@ struct ServeArgs {
     #[command(flatten)]
     secret: Secret,
     /// Largest frame accepted, bytes.
-    #[arg(long, env = "WEFT_MAX_FRAME_BYTES")]
-    max_frame_bytes: Option<u32>,
+    #[arg(long, env = "WEFT_MAX_FRAME_BYTES", default_value_t = defaults().wire.max_frame_bytes)]
+    max_frame_bytes: u32,
     /// Largest update accepted, bytes.
-    #[arg(long, env = "WEFT_MAX_UPDATE_BYTES")]
-    max_update_bytes: Option<u32>,
+    #[arg(long, env = "WEFT_MAX_UPDATE_BYTES", default_value_t = defaults().wire.max_update_bytes)]
+    max_update_bytes: u32,
     /// Documents one connection may subscribe at once.
-    #[arg(long, env = "WEFT_MAX_DOCS_PER_CONNECTION")]
-    max_docs_per_connection: Option<u32>,
+    #[arg(long, env = "WEFT_MAX_DOCS_PER_CONNECTION", default_value_t = defaults().wire.max_docs)]
+    max_docs_per_connection: u32,
     /// Open connections in total.
-    #[arg(long, env = "WEFT_MAX_CONNECTIONS")]
-    max_connections: Option<usize>,
+    #[arg(long, env = "WEFT_MAX_CONNECTIONS", default_value_t = defaults().max_connections)]
+    max_connections: usize,
     /// Open connections per client IP address.
-    #[arg(long, env = "WEFT_MAX_CONNECTIONS_PER_IP")]
-    max_connections_per_ip: Option<usize>,
+    #[arg(long, env = "WEFT_MAX_CONNECTIONS_PER_IP", default_value_t = defaults().max_connections_per_ip)]
+    max_connections_per_ip: usize,
     /// Sustained updates per second per connection.
-    #[arg(long, env = "WEFT_UPDATES_PER_SEC")]
-    updates_per_sec: Option<u32>,
+    #[arg(long, env = "WEFT_UPDATES_PER_SEC", default_value_t = defaults().updates_per_sec)]
+    updates_per_sec: u32,
     /// Burst of updates per connection above the sustained rate.
-    #[arg(long, env = "WEFT_UPDATE_BURST")]
-    update_burst: Option<u32>,
+    #[arg(long, env = "WEFT_UPDATE_BURST", default_value_t = defaults().update_burst)]
+    update_burst: u32,
     /// Close connections silent for this long, milliseconds.
-    #[arg(long, env = "WEFT_IDLE_TIMEOUT_MS")]
-    idle_timeout_ms: Option<u32>,
+    #[arg(long, env = "WEFT_IDLE_TIMEOUT_MS", default_value_t = defaults().wire.idle_timeout_ms)]
+    idle_timeout_ms: u32,
     /// Bytes queued to one reader before it counts as slow.
-    #[arg(long, env = "WEFT_OUTBOUND_QUEUE_BYTES")]
-    outbound_queue_bytes: Option<usize>,
+    #[arg(long, env = "WEFT_OUTBOUND_QUEUE_BYTES", default_value_t = defaults().outbound_queue_bytes)]
+    outbound_queue_bytes: usize,
     /// Seconds a slow reader may stay behind before it is disconnected.
-    #[arg(long, env = "WEFT_SLOW_CONSUMER_GRACE_SECS")]
-    slow_consumer_grace_secs: Option<u64>,
+    #[arg(long, env = "WEFT_SLOW_CONSUMER_GRACE_SECS", default_value_t = defaults().slow_consumer_grace.as_secs())]
+    slow_consumer_grace_secs: u64,
     /// Seconds a document without subscribers stays loaded.
-    #[arg(long, env = "WEFT_DOC_IDLE_UNLOAD_SECS")]
-    doc_idle_unload_secs: Option<u64>,
+    #[arg(long, env = "WEFT_DOC_IDLE_UNLOAD_SECS", default_value_t = defaults().doc_idle_unload.as_secs())]
+    doc_idle_unload_secs: u64,
     /// Sockets accepted but not yet upgraded to a WebSocket, all addresses
     /// together; more are closed at accept.
     #[arg(long, env = "WEFT_MAX_PENDING_CONNECTIONS", default_value_t = defaults().max_pending_connections)]
@@ -268,40 +269,17 @@ impl ServeArgs {
             }
         };
         let mut limits = ServerLimits::default();
-        let wire = &mut limits.wire;
-        if let Some(v) = self.max_frame_bytes {
-            wire.max_frame_bytes = v;
-        }
-        if let Some(v) = self.max_update_bytes {
-            wire.max_update_bytes = v;
-        }
-        if let Some(v) = self.max_docs_per_connection {
-            wire.max_docs = v;
-        }
-        if let Some(v) = self.idle_timeout_ms {
-            wire.idle_timeout_ms = v;
-        }
-        if let Some(v) = self.max_connections {
-            limits.max_connections = v;
-        }
-        if let Some(v) = self.max_connections_per_ip {
-            limits.max_connections_per_ip = v;
-        }
-        if let Some(v) = self.updates_per_sec {
-            limits.updates_per_sec = v;
-        }
-        if let Some(v) = self.update_burst {
-            limits.update_burst = v;
-        }
-        if let Some(v) = self.outbound_queue_bytes {
-            limits.outbound_queue_bytes = v;
-        }
-        if let Some(v) = self.slow_consumer_grace_secs {
-            limits.slow_consumer_grace = Duration::from_secs(v);
-        }
-        if let Some(v) = self.doc_idle_unload_secs {
-            limits.doc_idle_unload = Duration::from_secs(v);
-        }
+        limits.wire.max_frame_bytes = self.max_frame_bytes;
+        limits.wire.max_update_bytes = self.max_update_bytes;
+        limits.wire.max_docs = self.max_docs_per_connection;
+        limits.wire.idle_timeout_ms = self.idle_timeout_ms;
+        limits.max_connections = self.max_connections;
+        limits.max_connections_per_ip = self.max_connections_per_ip;
+        limits.updates_per_sec = self.updates_per_sec;
+        limits.update_burst = self.update_burst;
+        limits.outbound_queue_bytes = self.outbound_queue_bytes;
+        limits.slow_consumer_grace = Duration::from_secs(self.slow_consumer_grace_secs);
+        limits.doc_idle_unload = Duration::from_secs(self.doc_idle_unload_secs);
         limits.max_pending_connections = self.max_pending_connections;
         limits.upgrade_timeout = Duration::from_millis(self.upgrade_timeout_ms);
         limits.hello_timeout = Duration::from_millis(self.hello_timeout_ms);
@@ -376,7 +354,10 @@ fn init_logs(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: never escape codes in a
+        // file, a pipe or a service journal.
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

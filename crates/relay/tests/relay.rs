@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{append, http_get, new_doc, noise, TestClient, WAIT};
 use weft_core::Doc;
-use weft_protocol::{DocId, ErrorCode, Frame, PresenceState};
+use weft_protocol::{Access, DocId, ErrorCode, Frame, PresenceState};
 use weft_relay::auth::{mint_token, Claims};
 use weft_relay::{AuthConfig, Relay, RelayConfig};
 
@@ -117,6 +117,42 @@ async fn many_clients_converge_with_the_server_copy() {
     let mut doc = new_doc();
     late.subscribe("shared", &mut doc).await;
     assert_eq!(doc.text("t").unwrap().to_string(), text);
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_is_announced_before_synced_on_protocol_2_only() {
+    let relay = relay_with(|_| {}).await;
+    let addr = relay.local_addr();
+    // Protocol 2: Access, then Synced (read directly, not through `recv`).
+    let mut c = TestClient::connect(addr, None).await;
+    c.send(&Frame::Subscribe {
+        doc: id("d"),
+        version: Default::default(),
+    })
+    .await;
+    // `recv` records Access frames and returns the next other frame: the
+    // first is Synced, and Access was recorded before it.
+    assert!(matches!(c.recv().await, Frame::Synced { .. }));
+    assert_eq!(c.access, [(id("d"), Access::ReadWrite)]);
+    // A version 1 client is never sent a frame its version lacks.
+    let mut old = TestClient::connect_raw(addr).await;
+    old.send(&Frame::Hello {
+        min_version: 1,
+        max_version: 1,
+        client_name: None,
+        token: None,
+    })
+    .await;
+    match old.recv().await {
+        Frame::Welcome {
+            protocol_version, ..
+        } => assert_eq!(protocol_version, 1),
+        other => panic!("expected Welcome, got {other:?}"),
+    }
+    let mut doc = new_doc();
+    old.subscribe("d", &mut doc).await;
+    assert!(old.access.is_empty());
     relay.shutdown().await;
 }
 
@@ -374,6 +410,9 @@ async fn tokens_are_checked_for_signature_expiry_documents_and_write() {
     );
     let mut doc = new_doc();
     reader.subscribe("team-notes", &mut doc).await;
+    // Protocol 2: the reader was told before `Synced` (and nothing for the
+    // forbidden document).
+    assert_eq!(reader.access, [(id("team-notes"), Access::ReadOnly)]);
     let u = append(&mut doc, "nope");
     let seq = reader.update("team-notes", u).await;
     assert_eq!(
@@ -385,6 +424,7 @@ async fn tokens_are_checked_for_signature_expiry_documents_and_write() {
     let mut writer = TestClient::connect(addr, Some(token(&["team-notes"], true, 60))).await;
     let mut wd = new_doc();
     writer.subscribe("team-notes", &mut wd).await;
+    assert_eq!(writer.access, [(id("team-notes"), Access::ReadWrite)]);
     let u = append(&mut wd, "from the writer");
     writer.update("team-notes", u).await;
     assert!(matches!(writer.recv().await, Frame::Ack { .. }));

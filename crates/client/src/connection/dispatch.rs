@@ -66,6 +66,16 @@ impl SyncTask {
                     d.replica.presence.remove(&peers);
                 }
             }
+            Frame::Access { doc, access } => {
+                if let Some(d) = s.docs.get_mut(&doc) {
+                    d.access = Some(access);
+                    if d.replica.set_access(access) {
+                        tracing::debug!(doc = %doc, ?access, "access announced");
+                        self.shared.emit(ClientEvent::AccessChanged { doc, access });
+                    }
+                    refresh(d);
+                }
+            }
             // Pong is activity only; Hello/Welcome and client frames were
             // refused by the handshake check.
             _ => {}
@@ -102,6 +112,13 @@ impl SyncTask {
         let mine = d.replica.version().get(me);
         if server.get(me) > mine {
             server.set(me, mine);
+        }
+        if d.read_only() {
+            // Nothing would be taken: no backlog is planned or sent; the
+            // status counts what stays unsent.
+            d.phase = Phase::Live(Outbox::new(server, self.config.max_in_flight));
+            refresh(d);
+            return Ok(());
         }
         let cap = self
             .config
@@ -225,6 +242,9 @@ impl SyncTask {
         let max_update = s.limits.max_update_bytes as usize;
         let mut frames = Vec::new();
         for d in s.docs.values_mut() {
+            if d.read_only() {
+                continue;
+            }
             let Phase::Live(out) = &mut d.phase else {
                 continue;
             };

@@ -13,7 +13,7 @@ use std::time::Instant;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use weft_protocol::{DocId, ErrorCode, Frame, Limits, PeerId};
+use weft_protocol::{Access, DocId, ErrorCode, Frame, Limits, PeerId};
 
 pub(super) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -49,6 +49,16 @@ pub(super) enum Phase {
 pub(super) struct DocSession {
     pub(super) replica: Arc<ReplicaShared>,
     pub(super) phase: Phase,
+    /// The relay's `Access` for this subscription (protocol 2); `None`
+    /// from a version 1 relay, which is treated as read-write.
+    pub(super) access: Option<Access>,
+}
+
+impl DocSession {
+    /// The relay said it will refuse this connection's updates.
+    pub(super) fn read_only(&self) -> bool {
+        self.access == Some(Access::ReadOnly)
+    }
 }
 
 /// One live connection.
@@ -80,9 +90,20 @@ impl Session {
             DocSession {
                 replica,
                 phase: Phase::Subscribing,
+                access: None,
             },
         );
         self.send(&Frame::Subscribe { doc, version }).await
+    }
+
+    /// Stops syncing `doc` on this connection (the relay frees its slot
+    /// and drops this peer's presence there). Frames still in flight for it
+    /// are ignored.
+    pub(super) async fn unsubscribe(&mut self, doc: &DocId) -> Result<(), End> {
+        if self.docs.remove(doc).is_none() {
+            return Ok(());
+        }
+        self.send(&Frame::Unsubscribe { doc: doc.clone() }).await
     }
 
     pub(super) async fn send_presence(&mut self, doc: &DocId) -> Result<(), End> {
@@ -144,6 +165,9 @@ pub(super) fn refresh(d: &DocSession) {
     let status = match &d.phase {
         Phase::Subscribing | Phase::Resubscribe(_) => SyncStatus::Connecting,
         Phase::Refused(code) => SyncStatus::Refused { code: *code },
+        Phase::Live(out) if d.read_only() => SyncStatus::ReadOnly {
+            unsent: outbox::pending(&d.replica.version(), out.known()),
+        },
         Phase::Live(out) => {
             let pending = outbox::pending(&d.replica.version(), out.known());
             if pending == 0 && out.is_idle() {

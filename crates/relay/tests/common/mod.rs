@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use weft_core::{Doc, ReplicaId};
-use weft_protocol::{DocId, ErrorCode, Frame, Limits, PeerId};
+use weft_protocol::{Access, DocId, ErrorCode, Frame, Limits, PeerId};
 
 pub mod hostile;
 
@@ -22,6 +22,10 @@ pub struct TestClient {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub peer: Option<PeerId>,
     pub seq: u64,
+    /// `Access` frames received (protocol 2), in order: `recv` records
+    /// them here rather than returning them, so tests written for the
+    /// frames that follow a `Subscribe` see `Synced` first.
+    pub access: Vec<(DocId, Access)>,
     limits: Limits,
 }
 
@@ -39,6 +43,7 @@ impl TestClient {
             ws,
             peer: None,
             seq: 0,
+            access: Vec::new(),
             limits: Limits::default(),
         }
     }
@@ -81,7 +86,10 @@ impl TestClient {
                 .ok()?;
             match msg {
                 Message::Binary(b) => {
-                    return Some(Frame::decode(&b, &self.limits).expect("server frame decodes"))
+                    match Frame::decode(&b, &self.limits).expect("server frame decodes") {
+                        Frame::Access { doc, access } => self.access.push((doc, access)),
+                        frame => return Some(frame),
+                    }
                 }
                 Message::Close(_) => return None,
                 _ => continue,
@@ -139,6 +147,7 @@ impl TestClient {
             ws,
             peer: None,
             seq: 0,
+            access: Vec::new(),
             limits: Limits::default(),
         }
     }
