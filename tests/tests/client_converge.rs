@@ -27,7 +27,7 @@ async fn five_clients_converge_and_equal_the_relay() {
                         let at = (n as usize * 7) % (text.len() + 1);
                         // Insert at a word boundary-free spot: words are
                         // delimited by spaces, so insert at the end or start.
-                        let at = if at % 2 == 0 { 0 } else { text.len() };
+                        let at = if at.is_multiple_of(2) { 0 } else { text.len() };
                         text.insert(at, &word)?;
                         tx.counter("edits")?.increment(1)?;
                         tx.map("by")?.put(&format!("c{i}"), &n)?;

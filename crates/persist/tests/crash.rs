@@ -158,7 +158,7 @@ fn parent() {
             }
         });
         // 1 in 5 rounds: kill at once (during open, WAL recovery or load).
-        let kill_after = if rng.next() % 5 == 0 {
+        let kill_after = if rng.next().is_multiple_of(5) {
             0
         } else {
             1 + rng.next() % 80

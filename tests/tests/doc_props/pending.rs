@@ -382,12 +382,12 @@ fn a_long_offline_history_author_by_author_fits_the_default_limits() {
     for step in 0..6000usize {
         let who = step % 3;
         // Catch up on the other two devices' latest edits first.
-        for other in 0..3 {
-            if other != who {
-                if let Some(u) = made[other].last() {
-                    docs[who].apply(u).unwrap();
-                }
-            }
+        let latest: Vec<Vec<u8>> = (0..3)
+            .filter(|&other| other != who)
+            .filter_map(|other| made[other].last().cloned())
+            .collect();
+        for u in &latest {
+            docs[who].apply(u).unwrap();
         }
         let u = docs[who]
             .transact(|tx| {
@@ -413,8 +413,8 @@ fn a_long_offline_history_author_by_author_fits_the_default_limits() {
     assert_eq!(late.pending_updates(), 0);
     let mut reference = Doc::new(ReplicaId::new(10));
     for round in 0..2000 {
-        for device in 0..3 {
-            reference.apply(&made[device][round]).unwrap();
+        for updates in &made {
+            reference.apply(&updates[round]).unwrap();
         }
     }
     assert_eq!(

@@ -798,7 +798,7 @@ mod tests {
     #[test]
     fn committed_bytes_are_the_canonical_encoding_of_their_body() {
         let mut doc = Doc::new(ReplicaId::new(7)).with_clock(|| 1_000);
-        let mut check = |bytes: Vec<u8>| {
+        let check = |bytes: Vec<u8>| {
             let body: UpdateBody = codec::decode(&bytes).unwrap();
             assert_eq!(codec::encode(&body), bytes);
         };
