@@ -24,18 +24,22 @@
 mod events;
 #[cfg(feature = "forge")]
 pub mod forge;
+mod list;
 mod path;
 mod pending;
 mod refs;
 mod touches;
 mod txn;
+mod undo;
 mod update;
 mod value;
 
-pub use events::{Change, Event, Origin, SubscriptionId};
+pub use events::{Change, Event, Origin, OriginTag, SubscriptionId};
 pub use path::{Kind, Path, Step, MAX_DEPTH, MAX_KEY_BYTES};
+pub use list::{ListItem, ListMut, ListRef};
 pub use refs::{MapRef, SetRef, TextRef};
 pub use txn::{CounterMut, MapMut, SetMut, TextMut, Transaction};
+pub use undo::UndoManager;
 pub use update::{Update, MAX_COUNTER};
 
 use crate::codec;
@@ -161,6 +165,10 @@ pub struct Doc {
     limits: Limits,
     clock: fn() -> u64,
     observers: Observers,
+    /// The tag of the apply in progress ([`Doc::apply_with`]).
+    applying: Option<OriginTag>,
+    /// Undo and redo stacks, when enabled ([`Doc::with_undo`]).
+    undo: Option<Box<undo::UndoManager>>,
 }
 
 impl fmt::Debug for Doc {
@@ -200,6 +208,8 @@ impl Doc {
             limits: Limits::default(),
             clock: crate::wall_clock_ms,
             observers: Observers::default(),
+            applying: None,
+            undo: None,
         }
     }
 
@@ -275,6 +285,11 @@ impl Doc {
         self.root().map(name)
     }
 
+    /// The list named `name` (empty if absent).
+    pub fn list(&self, name: &str) -> Result<ListRef<'_>, DocError> {
+        self.root().list(name)
+    }
+
     /// The last-writer-wins register named `name`, decoded as `T`.
     pub fn register<T: serde::de::DeserializeOwned>(
         &self,
@@ -309,6 +324,36 @@ impl Doc {
         F: FnOnce(&mut Transaction<'_>) -> Result<(), DocError>,
     {
         let mut tx = Transaction::new(self);
+        edit(&mut tx)?;
+        Ok(tx.commit())
+    }
+
+    /// [`Doc::transact`] with an origin: every event the commit causes
+    /// carries `origin` in [`Event::tag`], and an undo manager restricted
+    /// to some origins ([`UndoManager::track_origin`]) records it only if
+    /// it is one of them.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use weft_core::doc::OriginTag;
+    /// use weft_core::{Doc, ReplicaId};
+    /// let mut doc = Doc::new(ReplicaId::new(1));
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = seen.clone();
+    /// doc.subscribe(move |ev| sink.lock().unwrap().push((ev.tag.clone(), ev.version.get(ReplicaId::new(1)))));
+    /// doc.transact_with("editor", |tx| tx.text("t")?.insert(0, "hi")).unwrap();
+    /// doc.transact(|tx| tx.text("t")?.insert(2, "!")).unwrap();
+    /// assert_eq!(*seen.lock().unwrap(), vec![(Some(OriginTag::from("editor")), 1), (None, 2)]);
+    /// ```
+    pub fn transact_with<F>(
+        &mut self,
+        origin: impl Into<OriginTag>,
+        edit: F,
+    ) -> Result<Vec<u8>, DocError>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> Result<(), DocError>,
+    {
+        let mut tx = Transaction::new(self).with_tag(Some(origin.into()));
         edit(&mut tx)?;
         Ok(tx.commit())
     }
@@ -394,6 +439,43 @@ impl Doc {
     pub fn apply(&mut self, bytes: &[u8]) -> Result<ApplyReport, DocError> {
         let (body, built) = UpdateBody::decode_checked(bytes, &self.limits)?;
         self.apply_checked(&body, bytes.len() + built, pending::hash_bytes(bytes))
+    }
+
+    /// [`Doc::apply`] with an origin: every event the update causes
+    /// (including updates it unblocks) carries `origin` in [`Event::tag`].
+    ///
+    /// ```
+    /// use weft_core::{Doc, ReplicaId};
+    /// let mut a = Doc::new(ReplicaId::new(1));
+    /// let u = a.transact(|tx| tx.counter("n")?.increment(1)).unwrap();
+    /// let mut b = Doc::new(ReplicaId::new(2));
+    /// let tags = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    /// let sink = tags.clone();
+    /// b.subscribe(move |ev| sink.lock().unwrap().push(ev.tag.clone()));
+    /// b.apply_with(&u, "relay").unwrap();
+    /// assert_eq!(tags.lock().unwrap()[0].as_ref().map(|t| t.as_str()), Some("relay"));
+    /// ```
+    pub fn apply_with(
+        &mut self,
+        bytes: &[u8],
+        origin: impl Into<OriginTag>,
+    ) -> Result<ApplyReport, DocError> {
+        self.applying = Some(origin.into());
+        let result = self.apply(bytes);
+        self.applying = None;
+        result
+    }
+
+    /// [`Doc::apply_update`] with an origin (see [`Doc::apply_with`]).
+    pub fn apply_update_with(
+        &mut self,
+        update: &Update,
+        origin: impl Into<OriginTag>,
+    ) -> Result<ApplyReport, DocError> {
+        self.applying = Some(origin.into());
+        let result = self.apply_update(update);
+        self.applying = None;
+        result
     }
 
     /// Applies an update decoded once by [`Update::decode`]: as
@@ -622,7 +704,8 @@ impl Doc {
         }
         self.version.join(&body.to);
         if want_events {
-            self.observers.emit(&events);
+            self.observers
+                .emit(&mut events, &self.applying, &self.version);
         }
     }
 
@@ -761,6 +844,49 @@ impl Doc {
         F: FnMut(&Event) + Send + 'static,
     {
         self.observers.add(path, Box::new(callback))
+    }
+
+    /// Reads the document and subscribes to changes at or below `path` as
+    /// one step: `read` sees the state the first event delivered to
+    /// `callback` applies to, so a view built from `read`'s result and then
+    /// patched with every event never misses or repeats a change. (Events
+    /// are delivered synchronously inside the `&mut self` call that makes
+    /// the change, so nothing can change between the read and the
+    /// subscription; every event carries the version it leads to, which is
+    /// newer than the version read here.)
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use weft_core::doc::{Change, Path};
+    /// use weft_core::{Doc, ReplicaId, TextOp};
+    /// let mut doc = Doc::new(ReplicaId::new(1));
+    /// doc.transact(|tx| tx.text("t")?.insert(0, "ab")).unwrap();
+    /// let view = Arc::new(Mutex::new(String::new()));
+    /// let sink = view.clone();
+    /// let (text, _id) = doc.read_and_subscribe(
+    ///     Path::root(),
+    ///     |d| d.text("t").unwrap().to_string(),
+    ///     move |ev| {
+    ///         if let Change::Text(ops) = &ev.change {
+    ///             TextOp::apply_all(ops, &mut sink.lock().unwrap());
+    ///         }
+    ///     },
+    /// );
+    /// *view.lock().unwrap() = text;
+    /// doc.transact(|tx| tx.text("t")?.insert(1, "X")).unwrap();
+    /// assert_eq!(*view.lock().unwrap(), doc.text("t").unwrap().to_string());
+    /// ```
+    pub fn read_and_subscribe<R, F>(
+        &mut self,
+        path: Path,
+        read: impl FnOnce(&Doc) -> R,
+        callback: F,
+    ) -> (R, SubscriptionId)
+    where
+        F: FnMut(&Event) + Send + 'static,
+    {
+        let value = read(self);
+        (value, self.observers.add(path, Box::new(callback)))
     }
 
     /// Cancels a subscription; returns whether it existed.

@@ -11,7 +11,7 @@
 //! Invariant: the simulated state (`kinds`, `text_len`, `counters`) equals
 //! what the document would hold after applying `ops` in order.
 
-use super::events::{Change, Event, Origin};
+use super::events::{Change, Event, Origin, OriginTag};
 use super::path::{Kind, Path};
 use super::touches::Run;
 use super::update::UpdateBody;
@@ -25,7 +25,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 #[derive(Debug)]
-enum Op {
+pub(super) enum Op {
     SetKind {
         map: Path,
         key: String,
@@ -62,6 +62,16 @@ enum Op {
         index: usize,
         len: usize,
     },
+    ListInsert {
+        path: Path,
+        index: usize,
+        items: Vec<super::value::Elem>,
+    },
+    ListDelete {
+        path: Path,
+        index: usize,
+        len: usize,
+    },
 }
 
 /// A group of local edits that becomes one update.
@@ -86,11 +96,16 @@ enum Op {
 /// assert_eq!(peer.text("body").unwrap().to_string(), "Hello");
 /// ```
 pub struct Transaction<'d> {
-    doc: &'d mut Doc,
-    ops: Vec<Op>,
+    pub(super) doc: &'d mut Doc,
+    pub(super) ops: Vec<Op>,
     kinds: BTreeMap<(Path, String), Slot>,
-    text_len: BTreeMap<Path, usize>,
+    /// Simulated lengths of the texts and lists edited so far.
+    pub(super) text_len: BTreeMap<Path, usize>,
     counters: BTreeMap<Path, (u64, u64)>,
+    /// The origin given to [`crate::Doc::transact_with`].
+    tag: Option<OriginTag>,
+    /// Whether this is an ordinary edit, an undo or a redo.
+    pub(super) role: super::undo::Role,
 }
 
 impl fmt::Debug for Transaction<'_> {
@@ -109,7 +124,19 @@ impl<'d> Transaction<'d> {
             kinds: BTreeMap::new(),
             text_len: BTreeMap::new(),
             counters: BTreeMap::new(),
+            tag: None,
+            role: super::undo::Role::Edit,
         }
+    }
+
+    pub(super) fn with_tag(mut self, tag: Option<OriginTag>) -> Self {
+        self.tag = tag;
+        self
+    }
+
+    /// The origin this transaction's events will carry.
+    pub fn origin(&self) -> Option<&OriginTag> {
+        self.tag.as_ref()
     }
 
     /// The document as it was before this transaction.
@@ -141,7 +168,12 @@ impl<'d> Transaction<'d> {
     }
 
     /// Makes `key` in `map` hold `kind` (creating it if absent).
-    fn ensure(&mut self, map: &Path, key: &str, kind: Kind) -> Result<Path, DocError> {
+    pub(super) fn ensure(
+        &mut self,
+        map: &Path,
+        key: &str,
+        kind: Kind,
+    ) -> Result<Path, DocError> {
         if map.steps().len() >= super::path::MAX_DEPTH {
             return Err(DocError::Limit {
                 path: map.child(key, kind).to_string(),
@@ -207,11 +239,12 @@ impl<'d> Transaction<'d> {
         }
     }
 
-    fn text_len(&self, path: &Path) -> usize {
+    pub(super) fn text_len(&self, path: &Path) -> usize {
         match self.text_len.get(path) {
             Some(&n) => n,
             None => match self.doc.values.get(path) {
                 Some(Value::Text(t)) => t.len(),
+                Some(Value::List(l)) => l.len(),
                 _ => 0,
             },
         }
@@ -263,12 +296,29 @@ impl<'d> Transaction<'d> {
         Ok(MapMut { tx: self, path })
     }
 
+    /// The list named `name` at the root (created if absent).
+    pub fn list(&mut self, name: &str) -> Result<super::ListMut<'_, 'd>, DocError> {
+        let path = self.ensure(&Path::root(), name, Kind::List)?;
+        Ok(super::ListMut::new(self, path))
+    }
+
     /// Applies every recorded operation and returns the encoded update to
     /// send to other replicas. A transaction that recorded nothing returns an
     /// update that changes nothing.
     pub fn commit(self) -> Vec<u8> {
-        let Transaction { doc, ops, .. } = self;
+        let Transaction {
+            doc,
+            ops,
+            tag,
+            role,
+            ..
+        } = self;
         let replica = doc.replica;
+        let mut record = doc
+            .undo
+            .as_ref()
+            .filter(|u| u.records(role, tag.as_ref()))
+            .map(|_| super::undo::Record::default());
         let now = (doc.clock)();
         let from = doc.version.clone();
         let mut changes: Vec<(Path, ValueDelta)> = Vec::new();
@@ -276,20 +326,29 @@ impl<'d> Transaction<'d> {
         let mut touched: BTreeSet<Path> = BTreeSet::new();
         let want_events = !doc.observers.is_empty();
         for op in ops {
+            let pre = record.as_ref().map(|_| super::undo::Pre::of(doc, &op));
             let Some((path, delta, change)) = apply_local(doc, op, now, want_events) else {
                 continue;
             };
+            if let (Some(rec), Some(pre)) = (record.as_mut(), pre) {
+                rec.add(pre, &delta);
+            }
             if let Some(change) = change {
                 events.push(Event {
                     path: path.clone(),
                     change,
                     origin: Origin::Local,
+                    tag: None,
+                    version: Default::default(),
                 });
             }
             touched.insert(path.clone());
             match (changes.last_mut(), delta) {
                 (Some((p, ValueDelta::Text(prev))), ValueDelta::Text(d)) if *p == path => {
                     prev.merge(&d)
+                }
+                (Some((p, ValueDelta::List(prev))), ValueDelta::List(d)) if *p == path => {
+                    prev.merge(d)
                 }
                 (_, delta) => changes.push((path, delta)),
             }
@@ -331,7 +390,11 @@ impl<'d> Transaction<'d> {
             changes,
             touches,
         };
-        doc.observers.emit(&events);
+        let tag = tag.or_else(|| role.tag());
+        doc.observers.emit(&mut events, &tag, &doc.version);
+        if let (Some(undo), Some(rec)) = (doc.undo.as_mut(), record) {
+            undo.push(rec, role, now);
+        }
         let bytes = codec::encode(&body);
         doc.decoded_bytes = doc.decoded_bytes.saturating_add(bytes.len() as u64);
         bytes
@@ -448,19 +511,25 @@ fn apply_local(
             });
             (path, ValueDelta::Text(d), change)
         }
+        Op::ListInsert { path, index, items } => {
+            super::list::apply_insert(doc, path, index, items, want_events)
+        }
+        Op::ListDelete { path, index, len } => {
+            super::list::apply_delete(doc, path, index, len, want_events)
+        }
     })
 }
 
 /// `Doc::value_mut` creates values of the path's kind, so a mismatch cannot
 /// happen; this documents the impossibility instead of panicking with unwrap.
-fn unreachable_kind() -> ! {
+pub(super) fn unreachable_kind() -> ! {
     unreachable!("a document value always has its path's kind")
 }
 
 /// A map being edited inside a transaction (the root is one).
 pub struct MapMut<'t, 'd> {
-    tx: &'t mut Transaction<'d>,
-    path: Path,
+    pub(super) tx: &'t mut Transaction<'d>,
+    pub(super) path: Path,
 }
 
 impl fmt::Debug for MapMut<'_, '_> {
@@ -474,6 +543,12 @@ impl<'d> MapMut<'_, 'd> {
     pub fn map(&mut self, key: &str) -> Result<MapMut<'_, 'd>, DocError> {
         let path = self.tx.ensure(&self.path, key, Kind::Map)?;
         Ok(MapMut { tx: self.tx, path })
+    }
+
+    /// The list under `key` (created if absent).
+    pub fn list(&mut self, key: &str) -> Result<super::ListMut<'_, 'd>, DocError> {
+        let path = self.tx.ensure(&self.path, key, Kind::List)?;
+        Ok(super::ListMut::new(self.tx, path))
     }
 
     /// The text under `key` (created if absent).
@@ -527,8 +602,8 @@ impl<'d> MapMut<'_, 'd> {
 
 /// A text being edited inside a transaction.
 pub struct TextMut<'t, 'd> {
-    tx: &'t mut Transaction<'d>,
-    path: Path,
+    pub(super) tx: &'t mut Transaction<'d>,
+    pub(super) path: Path,
 }
 
 impl fmt::Debug for TextMut<'_, '_> {
@@ -600,8 +675,8 @@ impl TextMut<'_, '_> {
 
 /// A counter being edited inside a transaction.
 pub struct CounterMut<'t, 'd> {
-    tx: &'t mut Transaction<'d>,
-    path: Path,
+    pub(super) tx: &'t mut Transaction<'d>,
+    pub(super) path: Path,
 }
 
 impl fmt::Debug for CounterMut<'_, '_> {
@@ -643,9 +718,9 @@ impl CounterMut<'_, '_> {
 
 /// A set of `T` being edited inside a transaction.
 pub struct SetMut<'t, 'd, T> {
-    tx: &'t mut Transaction<'d>,
-    path: Path,
-    _t: PhantomData<fn(T)>,
+    pub(super) tx: &'t mut Transaction<'d>,
+    pub(super) path: Path,
+    pub(super) _t: PhantomData<fn(T)>,
 }
 
 impl<T> fmt::Debug for SetMut<'_, '_, T> {

@@ -36,6 +36,7 @@ mod ids;
 mod integrate;
 mod position;
 mod rope;
+mod seq;
 mod span;
 mod tree;
 mod unicode;
@@ -44,6 +45,7 @@ mod wire;
 pub use delta::TextDelta;
 pub use events::TextOp;
 pub use position::{Bias, StablePosition};
+pub(crate) use seq::PlanStep;
 
 use crate::codec::{kind, Encode};
 use crate::{Crdt, DecodeError, Dot, ReplicaId, VersionVector};

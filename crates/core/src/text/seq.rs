@@ -1,0 +1,224 @@
+//! What other sequence types and undo need from a text, by op id.
+//!
+//! `List` is a text of placeholder characters whose op ids key the list's
+//! elements, so it gets Fugue ordering, tombstones, positions and the wire
+//! codec from here. Undo reasons in op ids too: it deletes the characters
+//! a transaction inserted and re-inserts the ones it deleted, wherever
+//! concurrent edits have moved them. Everything here is read-only and
+//! clamps or skips ids it does not know, so none of it can panic on ids from
+//! a peer.
+
+use super::delta::{Content, RunOp};
+use super::ids::EntryKind;
+use super::tree::Cursor;
+use super::{Text, TextDelta};
+use crate::Dot;
+
+/// One step of an undo plan over a sequence; steps are given so that
+/// performing them in order keeps the indices of later steps valid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PlanStep {
+    /// Delete `len` visible elements from `index`.
+    Delete { index: usize, len: usize },
+    /// Re-insert the (deleted) elements `dots`, in document order, at
+    /// visible `index`.
+    Insert { index: usize, dots: Vec<Dot> },
+}
+
+impl TextDelta {
+    /// The insert runs: first op id, number of characters, and whether the
+    /// run carries its text (`false`: received as already deleted).
+    pub(crate) fn insert_runs(&self) -> impl Iterator<Item = (Dot, u64, bool)> + '_ {
+        self.runs.iter().filter_map(|run| match &run.op {
+            RunOp::Insert { content, .. } => Some((
+                run.id,
+                run.len(),
+                matches!(content, Content::Text(_)),
+            )),
+            RunOp::Delete { .. } => None,
+        })
+    }
+
+    /// The characters the delete runs delete: `(first target, count)`.
+    pub(crate) fn delete_targets(&self) -> impl Iterator<Item = (Dot, u64)> + '_ {
+        self.runs.iter().filter_map(|run| match &run.op {
+            RunOp::Delete { target, len, .. } => Some((*target, *len)),
+            RunOp::Insert { .. } => None,
+        })
+    }
+}
+
+impl Text {
+    /// The op id of visible character `index`, if in range.
+    pub(crate) fn dot_at(&self, index: usize) -> Option<Dot> {
+        if index >= self.len() {
+            return None;
+        }
+        let c = self.tree.find_visible(index as u64);
+        Some(self.ids.dot(self.tree.span_at(c).item + c.offset))
+    }
+
+    /// The op ids of visible characters `start..start + n` (clamped).
+    pub(crate) fn dots_in(&self, start: usize, n: usize) -> Vec<Dot> {
+        let end = start.saturating_add(n).min(self.len());
+        (start..end).filter_map(|i| self.dot_at(i)).collect()
+    }
+
+    /// Where the character `dot` is: visible characters before it, and
+    /// whether it is visible. `None` if it was never received.
+    pub(crate) fn locate_dot(&self, dot: Dot) -> Option<(usize, bool)> {
+        let item = self.ids.item(Some(dot)).ok()?;
+        let c = self.tree.locate(item);
+        Some((
+            self.tree.visible_before(c) as usize,
+            !self.tree.span_at(c).deleted,
+        ))
+    }
+
+    /// The text of characters `dot..dot + len` of one replica, if every one
+    /// was received with its text.
+    pub(crate) fn content_of(&self, dot: Dot, len: u64) -> Option<String> {
+        let r = self.ids.find(dot.replica)?;
+        let log = &self.ids.replicas[r as usize];
+        if dot.counter == 0 || dot.counter.checked_add(len)? > log.next + 1 {
+            return None;
+        }
+        let mut out = String::new();
+        let (mut seq, end) = (dot.counter, dot.counter + len);
+        while seq < end {
+            let e = log.entries.get(self.ids.entry_index(r, seq))?;
+            let EntryKind::Insert { content, bytes, .. } = e.kind else {
+                return None;
+            };
+            if bytes == 0 {
+                return None;
+            }
+            let text = self
+                .ids
+                .content
+                .get(content as usize..(content as usize + bytes as usize))?;
+            let skip = (seq - e.seq) as usize;
+            let take = (u64::from(e.len) - (seq - e.seq)).min(end - seq) as usize;
+            out.extend(text.chars().skip(skip).take(take));
+            seq += take as u64;
+            if take == 0 {
+                return None;
+            }
+        }
+        Some(out)
+    }
+
+    /// The steps that delete the still-visible characters of `remove` and
+    /// re-insert the deleted characters of `restore` where their
+    /// tombstones are (unknown ids are skipped). Steps run right to left,
+    /// so performing them in order needs no index adjustment.
+    pub(crate) fn undo_plan(&self, remove: &[(Dot, u64)], restore: &[(Dot, u64)]) -> Vec<PlanStep> {
+        // (document position, item, restore?)
+        let mut actions: Vec<(Cursor, u32, bool)> = Vec::new();
+        for (ranges, want_restore) in [(remove, false), (restore, true)] {
+            for &(dot, len) in ranges {
+                let Some(r) = self.ids.find(dot.replica) else {
+                    continue;
+                };
+                let log = &self.ids.replicas[r as usize];
+                if len == 0 || dot.counter == 0 || dot.counter > log.next {
+                    continue;
+                }
+                let len = len.min(log.next + 1 - dot.counter);
+                // Ranges may span several entries; resolve op by op (items of
+                // one range are contiguous per entry, so this stays cheap).
+                let mut seq = dot.counter;
+                let end = dot.counter + len;
+                while seq < end {
+                    let i = self.ids.entry_index(r, seq);
+                    let Some(e) = log.entries.get(i) else { break };
+                    let take = (u64::from(e.len) - (seq - e.seq)).min(end - seq);
+                    if let EntryKind::Insert { item, .. } = e.kind {
+                        let first = item + (seq - e.seq) as u32;
+                        for it in first..first + take as u32 {
+                            let c = self.tree.locate(it);
+                            let deleted = self.tree.span_at(c).deleted;
+                            if deleted == want_restore {
+                                actions.push((c, it, want_restore));
+                            }
+                        }
+                    }
+                    seq += take.max(1);
+                }
+            }
+        }
+        actions.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        actions.dedup_by(|a, b| a.1 == b.1);
+        let mut steps: Vec<PlanStep> = Vec::new();
+        for (c, item, restore) in actions {
+            let index = self.tree.visible_before(c) as usize;
+            let dot = self.ids.dot(item);
+            match (steps.last_mut(), restore) {
+                (Some(PlanStep::Delete { index: at, len }), false) if *at == index + 1 => {
+                    *at = index;
+                    *len += 1;
+                }
+                (Some(PlanStep::Insert { index: at, dots }), true) if *at == index => {
+                    dots.push(dot)
+                }
+                (_, false) => steps.push(PlanStep::Delete { index, len: 1 }),
+                (_, true) => steps.push(PlanStep::Insert {
+                    index,
+                    dots: vec![dot],
+                }),
+            }
+        }
+        for step in &mut steps {
+            if let PlanStep::Insert { dots, .. } = step {
+                dots.reverse();
+            }
+        }
+        steps
+    }
+
+    /// The text of `dots` (consecutive ids read as one run); `None` if any
+    /// was received without its text.
+    pub(crate) fn content_of_dots(&self, dots: &[Dot]) -> Option<String> {
+        let mut out = String::new();
+        let mut i = 0;
+        while i < dots.len() {
+            let mut n = 1;
+            while i + n < dots.len()
+                && dots[i + n].replica == dots[i].replica
+                && dots[i + n].counter == dots[i].counter + n as u64
+            {
+                n += 1;
+            }
+            out.push_str(&self.content_of(dots[i], n as u64)?);
+            i += n;
+        }
+        Some(out)
+    }
+}
+
+impl Text {
+    /// Every inserted run received with its text, applied or buffered:
+    /// `(first op id, count)`. What a list checks its element table against.
+    pub(crate) fn content_ranges(&self) -> Vec<(Dot, u64)> {
+        let mut out = Vec::new();
+        for log in &self.ids.replicas {
+            for e in &log.entries {
+                if let EntryKind::Insert { bytes, .. } = e.kind {
+                    if bytes > 0 {
+                        out.push((Dot::new(log.id, e.seq), u64::from(e.len)));
+                    }
+                }
+            }
+        }
+        for run in self.pending_runs() {
+            if let RunOp::Insert {
+                content: Content::Text(_),
+                ..
+            } = &run.op
+            {
+                out.push((run.id, run.len()));
+            }
+        }
+        out
+    }
+}
