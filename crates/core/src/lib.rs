@@ -68,5 +68,5 @@ pub use mv_register::MvRegister;
 pub use or_set::{OrSet, OrSetDelta};
 pub use pn_counter::PnCounter;
 pub use replica::{RandomUnavailable, ReplicaId};
-pub use text::{Bias, StablePosition, Text, TextDelta, TextOp};
+pub use text::{Bias, LineCol, StablePosition, Text, TextDelta, TextOp, TextUnit};
 pub use version_vector::{Causality, VersionVector};

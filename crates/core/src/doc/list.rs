@@ -18,7 +18,7 @@ use super::refs::TextRef;
 use super::txn::{unreachable_kind, CounterMut, MapMut, Op, SetMut, TextMut, Transaction};
 use super::value::{decode_scalar, encode_scalar, Elem, Value, ValueDelta};
 use super::{Doc, MapRef};
-use crate::{Bias, Dot, DocError, List, ListOp, StablePosition};
+use crate::{Bias, DocError, Dot, List, ListOp, StablePosition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt;
@@ -82,6 +82,32 @@ pub(super) fn apply_insert(
         Change::List(ops)
     });
     let d = list_mut(doc, &path).insert(replica, index, items);
+    (path, ValueDelta::List(d), change)
+}
+
+/// Applies an undo's re-insert of elements after their tombstone.
+pub(super) fn apply_restore(
+    doc: &mut Doc,
+    path: Path,
+    after: Dot,
+    items: Vec<Elem>,
+    want_events: bool,
+) -> (Path, ValueDelta, Option<Change>) {
+    let replica = doc.replica;
+    let shown: Vec<ListItem> = if want_events {
+        items.iter().map(|e| item_of(&path, e)).collect()
+    } else {
+        Vec::new()
+    };
+    let (d, index) = list_mut(doc, &path).insert_after(replica, Some(after), items);
+    let change = want_events.then(|| {
+        let mut ops = Vec::with_capacity(2);
+        if index > 0 {
+            ops.push(ListOp::Retain(index));
+        }
+        ops.push(ListOp::Insert(shown));
+        Change::List(ops)
+    });
     (path, ValueDelta::List(d), change)
 }
 
@@ -176,7 +202,9 @@ impl<'t, 'd> ListMut<'t, 'd> {
         if items.is_empty() {
             return Ok(());
         }
-        self.tx.text_len.insert(self.path.clone(), len + items.len());
+        self.tx
+            .text_len
+            .insert(self.path.clone(), len + items.len());
         self.tx.ops.push(Op::ListInsert {
             path: self.path.clone(),
             index,
@@ -186,7 +214,11 @@ impl<'t, 'd> ListMut<'t, 'd> {
     }
 
     /// Inserts `value` before element `index` (`index <= len()`).
-    pub fn insert<T: Serialize + ?Sized>(&mut self, index: usize, value: &T) -> Result<(), DocError> {
+    pub fn insert<T: Serialize + ?Sized>(
+        &mut self,
+        index: usize,
+        value: &T,
+    ) -> Result<(), DocError> {
         let bytes = encode_scalar(&self.path, value)?;
         self.record_insert(index, vec![Elem::Scalar(bytes)])
     }
@@ -223,7 +255,9 @@ impl<'t, 'd> ListMut<'t, 'd> {
         if n == 0 {
             return Ok(());
         }
-        self.tx.text_len.insert(self.path.clone(), len - (end - index));
+        self.tx
+            .text_len
+            .insert(self.path.clone(), len - (end - index));
         self.tx.ops.push(Op::ListDelete {
             path: self.path.clone(),
             index,
@@ -277,7 +311,10 @@ impl<'t, 'd> ListMut<'t, 'd> {
     }
 
     /// Inserts a new set of `T` before `index` and returns it for editing.
-    pub fn insert_set<T: Serialize>(&mut self, index: usize) -> Result<SetMut<'_, 'd, T>, DocError> {
+    pub fn insert_set<T: Serialize>(
+        &mut self,
+        index: usize,
+    ) -> Result<SetMut<'_, 'd, T>, DocError> {
         let path = self.insert_nested(index, Kind::Set)?;
         Ok(SetMut {
             tx: self.tx,
@@ -548,9 +585,9 @@ impl<'d> ListRef<'d> {
         if !path.starts_with(&self.path) {
             return None;
         }
-        l.iter().position(|e| {
-            matches!(e, Elem::Nested { kind, key } if *kind == step.kind && *key == step.key)
-        })
+        l.iter().position(
+            |e| matches!(e, Elem::Nested { kind, key } if *kind == step.kind && *key == step.key),
+        )
     }
 
     /// A position before element `index` that follows its neighbour

@@ -35,8 +35,8 @@ mod update;
 mod value;
 
 pub use events::{Change, Event, Origin, OriginTag, SubscriptionId};
-pub use path::{Kind, Path, Step, MAX_DEPTH, MAX_KEY_BYTES};
 pub use list::{ListItem, ListMut, ListRef};
+pub use path::{Kind, Path, Step, MAX_DEPTH, MAX_KEY_BYTES};
 pub use refs::{MapRef, SetRef, TextRef};
 pub use txn::{CounterMut, MapMut, SetMut, TextMut, Transaction};
 pub use undo::UndoManager;
@@ -169,6 +169,8 @@ pub struct Doc {
     applying: Option<OriginTag>,
     /// Undo and redo stacks, when enabled ([`Doc::with_undo`]).
     undo: Option<Box<undo::UndoManager>>,
+    /// The unit text events count in ([`Doc::with_text_unit`]).
+    text_unit: crate::TextUnit,
 }
 
 impl fmt::Debug for Doc {
@@ -210,7 +212,36 @@ impl Doc {
             observers: Observers::default(),
             applying: None,
             undo: None,
+            text_unit: crate::TextUnit::Chars,
         }
+    }
+
+    /// Counts retains and deletes of text events ([`Change::Text`]) in
+    /// `unit` instead of chars — UTF-16 code units for browser and most GUI
+    /// editors, bytes for Rust buffers. Positions passed to text edits stay
+    /// in chars; convert with [`crate::Text::to_char`] (via
+    /// [`TextRef::as_text`]).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use weft_core::doc::Change;
+    /// use weft_core::{Doc, ReplicaId, TextOp, TextUnit};
+    /// let mut doc = Doc::new(ReplicaId::new(1)).with_text_unit(TextUnit::Utf16);
+    /// doc.transact(|tx| tx.text("t")?.insert(0, "😀")).unwrap();
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = seen.clone();
+    /// doc.subscribe(move |ev| if let Change::Text(ops) = &ev.change { sink.lock().unwrap().push(ops.clone()) });
+    /// doc.transact(|tx| tx.text("t")?.insert(1, "x")).unwrap();
+    /// assert_eq!(seen.lock().unwrap()[0], vec![TextOp::Retain(2), TextOp::Insert("x".into())]);
+    /// ```
+    pub fn with_text_unit(mut self, unit: crate::TextUnit) -> Self {
+        self.text_unit = unit;
+        self
+    }
+
+    /// The unit text events count in.
+    pub fn text_unit(&self) -> crate::TextUnit {
+        self.text_unit
     }
 
     /// Replaces the limits on untrusted input.
@@ -340,7 +371,10 @@ impl Doc {
     /// let mut doc = Doc::new(ReplicaId::new(1));
     /// let seen = Arc::new(Mutex::new(Vec::new()));
     /// let sink = seen.clone();
-    /// doc.subscribe(move |ev| sink.lock().unwrap().push((ev.tag.clone(), ev.version.get(ReplicaId::new(1)))));
+    /// let body = weft_core::doc::Path::root().child("t", weft_core::doc::Kind::Text);
+    /// doc.subscribe_path(body, move |ev| {
+    ///     sink.lock().unwrap().push((ev.tag.clone(), ev.version.get(ReplicaId::new(1))))
+    /// });
     /// doc.transact_with("editor", |tx| tx.text("t")?.insert(0, "hi")).unwrap();
     /// doc.transact(|tx| tx.text("t")?.insert(2, "!")).unwrap();
     /// assert_eq!(*seen.lock().unwrap(), vec![(Some(OriginTag::from("editor")), 1), (None, 2)]);
@@ -690,8 +724,21 @@ impl Doc {
         let want_events = !self.observers.is_empty();
         let mut events = Vec::new();
         for (path, delta) in &body.changes {
+            let unit = self.text_unit;
             let value = self.value_mut(path, delta.kind());
-            let effect = value.apply(delta, want_events);
+            let effect = match (value, delta) {
+                (Value::Text(t), value::ValueDelta::Text(d))
+                    if want_events && unit != crate::TextUnit::Chars =>
+                {
+                    let ops = t.apply_with_events_in(d, unit);
+                    if ops.is_empty() {
+                        value::Effect::None
+                    } else {
+                        value::Effect::Text(ops)
+                    }
+                }
+                (value, delta) => value.apply(delta, want_events),
+            };
             if let Some(ev) = Event::from_effect(path, effect, Origin::Remote) {
                 events.push(ev);
             }

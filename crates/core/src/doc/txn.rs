@@ -72,6 +72,18 @@ pub(super) enum Op {
         index: usize,
         len: usize,
     },
+    /// Undo: put deleted text back right after the tombstone `after`.
+    TextRestore {
+        path: Path,
+        after: crate::Dot,
+        text: String,
+    },
+    /// Undo: put deleted elements back right after the tombstone `after`.
+    ListRestore {
+        path: Path,
+        after: crate::Dot,
+        items: Vec<super::value::Elem>,
+    },
 }
 
 /// A group of local edits that becomes one update.
@@ -106,6 +118,9 @@ pub struct Transaction<'d> {
     tag: Option<OriginTag>,
     /// Whether this is an ordinary edit, an undo or a redo.
     pub(super) role: super::undo::Role,
+    /// For undo and redo: the index of each op that re-inserts deleted
+    /// elements, with the ids of the elements it restores.
+    pub(super) restores: BTreeMap<usize, Vec<crate::Dot>>,
 }
 
 impl fmt::Debug for Transaction<'_> {
@@ -126,6 +141,7 @@ impl<'d> Transaction<'d> {
             counters: BTreeMap::new(),
             tag: None,
             role: super::undo::Role::Edit,
+            restores: BTreeMap::new(),
         }
     }
 
@@ -168,12 +184,7 @@ impl<'d> Transaction<'d> {
     }
 
     /// Makes `key` in `map` hold `kind` (creating it if absent).
-    pub(super) fn ensure(
-        &mut self,
-        map: &Path,
-        key: &str,
-        kind: Kind,
-    ) -> Result<Path, DocError> {
+    pub(super) fn ensure(&mut self, map: &Path, key: &str, kind: Kind) -> Result<Path, DocError> {
         if map.steps().len() >= super::path::MAX_DEPTH {
             return Err(DocError::Limit {
                 path: map.child(key, kind).to_string(),
@@ -311,6 +322,7 @@ impl<'d> Transaction<'d> {
             ops,
             tag,
             role,
+            mut restores,
             ..
         } = self;
         let replica = doc.replica;
@@ -325,13 +337,13 @@ impl<'d> Transaction<'d> {
         let mut events: Vec<Event> = Vec::new();
         let mut touched: BTreeSet<Path> = BTreeSet::new();
         let want_events = !doc.observers.is_empty();
-        for op in ops {
+        for (i, op) in ops.into_iter().enumerate() {
             let pre = record.as_ref().map(|_| super::undo::Pre::of(doc, &op));
             let Some((path, delta, change)) = apply_local(doc, op, now, want_events) else {
                 continue;
             };
             if let (Some(rec), Some(pre)) = (record.as_mut(), pre) {
-                rec.add(pre, &delta);
+                rec.add(pre, &delta, restores.remove(&i));
             }
             if let Some(change) = change {
                 events.push(Event {
@@ -411,6 +423,7 @@ fn apply_local(
     want_events: bool,
 ) -> Option<(Path, ValueDelta, Option<Change>)> {
     let replica = doc.replica;
+    let unit = doc.text_unit;
     Some(match op {
         Op::SetKind { map, key, slot } => {
             let keys = doc.keys_mut(&map);
@@ -489,7 +502,7 @@ fn apply_local(
             let change = want_events.then(|| {
                 let mut ops = Vec::with_capacity(2);
                 if index > 0 {
-                    ops.push(TextOp::Retain(index));
+                    ops.push(TextOp::Retain(t.from_char(index, unit)));
                 }
                 ops.push(TextOp::Insert(text));
                 Change::Text(ops)
@@ -500,13 +513,18 @@ fn apply_local(
             let Value::Text(t) = doc.value_mut(&path, Kind::Text) else {
                 unreachable_kind()
             };
+            let (from, to) = if want_events && unit != crate::TextUnit::Chars {
+                (t.from_char(index, unit), t.from_char(index + len, unit))
+            } else {
+                (index, index + len)
+            };
             let d = t.delete(replica, index, len);
             let change = want_events.then(|| {
                 let mut ops = Vec::with_capacity(2);
                 if index > 0 {
-                    ops.push(TextOp::Retain(index));
+                    ops.push(TextOp::Retain(from));
                 }
-                ops.push(TextOp::Delete(len));
+                ops.push(TextOp::Delete(to - from));
                 Change::Text(ops)
             });
             (path, ValueDelta::Text(d), change)
@@ -516,6 +534,24 @@ fn apply_local(
         }
         Op::ListDelete { path, index, len } => {
             super::list::apply_delete(doc, path, index, len, want_events)
+        }
+        Op::TextRestore { path, after, text } => {
+            let Value::Text(t) = doc.value_mut(&path, Kind::Text) else {
+                unreachable_kind()
+            };
+            let (d, index) = t.insert_after(replica, Some(after), &text);
+            let change = want_events.then(|| {
+                let mut ops = Vec::with_capacity(2);
+                if index > 0 {
+                    ops.push(TextOp::Retain(t.from_char(index, unit)));
+                }
+                ops.push(TextOp::Insert(text));
+                Change::Text(ops)
+            });
+            (path, ValueDelta::Text(d), change)
+        }
+        Op::ListRestore { path, after, items } => {
+            super::list::apply_restore(doc, path, after, items, want_events)
         }
     })
 }

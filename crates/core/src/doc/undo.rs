@@ -31,7 +31,7 @@ use super::txn::{Op, Transaction};
 use super::value::{Bytes, Slot, Value, ValueDelta};
 use super::Doc;
 use crate::text::PlanStep;
-use crate::{Dot, DocError, DotSet, List};
+use crate::{DocError, Dot, DotSet, List};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -121,11 +121,15 @@ impl Pre {
                 before: set_contains(doc, path, bytes),
                 after: matches!(op, Op::SetAdd { .. }),
             },
-            Op::TextInsert { path, .. } | Op::TextDelete { path, .. } => Pre::Seq {
+            Op::TextInsert { path, .. }
+            | Op::TextDelete { path, .. }
+            | Op::TextRestore { path, .. } => Pre::Seq {
                 path: path.clone(),
                 kind: Kind::Text,
             },
-            Op::ListInsert { path, .. } | Op::ListDelete { path, .. } => Pre::Seq {
+            Op::ListInsert { path, .. }
+            | Op::ListDelete { path, .. }
+            | Op::ListRestore { path, .. } => Pre::Seq {
                 path: path.clone(),
                 kind: Kind::List,
             },
@@ -187,12 +191,33 @@ pub(crate) struct Record {
     registers: BTreeMap<Path, (Kind, Option<Bytes>, Bytes)>,
     keys: BTreeMap<(Path, String), (Option<Slot>, Slot)>,
     sets: BTreeMap<(Path, Bytes), (bool, bool)>,
+    /// Elements this undo or redo re-inserted: old id -> new id. Other
+    /// steps naming the old ids are rewritten to the new ones.
+    moved: Vec<(Path, Vec<(Dot, Dot)>)>,
 }
 
 impl Record {
+    /// Rewrites the ids of re-inserted elements (`moved`, old -> new).
+    fn remap(&mut self, moved: &[(Path, Vec<(Dot, Dot)>)]) {
+        for (path, pairs) in moved {
+            let Some(s) = self.seqs.get_mut(path) else {
+                continue;
+            };
+            for &(old, new) in pairs {
+                for set in [&mut s.inserted, &mut s.deleted] {
+                    if set.contains(old) {
+                        set.remove(old);
+                        set.insert(new);
+                    }
+                }
+            }
+        }
+    }
+
     /// Records one applied operation: its state before and the delta it
-    /// produced.
-    pub(super) fn add(&mut self, pre: Pre, delta: &ValueDelta) {
+    /// produced; `restored` are the old ids of the elements it re-inserted
+    /// (undo and redo), in order.
+    pub(super) fn add(&mut self, pre: Pre, delta: &ValueDelta, restored: Option<Vec<Dot>>) {
         match pre {
             Pre::Keys {
                 map,
@@ -200,6 +225,16 @@ impl Record {
                 before,
                 after,
             } => {
+                // A container made implicitly by the first edit into it is
+                // not undone (that would hide what others wrote into the
+                // same key concurrently); the edits into it are.
+                let container = after
+                    .kind
+                    .is_some_and(|k| !matches!(k, Kind::Register | Kind::MultiValue));
+                let existed = before.is_some_and(|b| b.kind.is_some());
+                if container && !existed && !self.keys.contains_key(&(map.clone(), key.clone())) {
+                    return;
+                }
                 self.keys.entry((map, key)).or_insert((before, after)).1 = after;
             }
             Pre::Counter { path, inc, dec } => {
@@ -231,21 +266,23 @@ impl Record {
                     kind: Some(kind),
                     ..SeqRecord::default()
                 };
-                match delta {
-                    ValueDelta::Text(d) => {
-                        add_ranges(
-                            &mut step.inserted,
-                            d.insert_runs().map(|(dot, n, _)| (dot, n)),
-                        );
-                        add_ranges(&mut step.deleted, d.delete_targets());
-                    }
-                    ValueDelta::List(d) => {
-                        let (ins, del) = List::delta_ids(d);
-                        add_ranges(&mut step.inserted, ins);
-                        add_ranges(&mut step.deleted, del);
-                    }
-                    _ => {}
+                let (ins, del) = match delta {
+                    ValueDelta::Text(d) => (
+                        d.insert_runs().map(|(dot, n, _)| (dot, n)).collect(),
+                        d.delete_targets().collect(),
+                    ),
+                    ValueDelta::List(d) => List::delta_ids(d),
+                    _ => (Vec::new(), Vec::new()),
+                };
+                if let Some(old) = restored {
+                    let new = ins.iter().flat_map(|&(d, n)| {
+                        (0..n).map(move |k| Dot::new(d.replica, d.counter + k))
+                    });
+                    self.moved
+                        .push((path.clone(), old.into_iter().zip(new).collect()));
                 }
+                add_ranges(&mut step.inserted, ins);
+                add_ranges(&mut step.deleted, del);
                 self.seqs.entry(path).or_default().then(step);
             }
         }
@@ -262,7 +299,10 @@ impl Record {
             c.1 = c.1.saturating_add(d);
         }
         for (path, (kind, before, after)) in later.registers {
-            self.registers.entry(path).or_insert((kind, before, Vec::new())).2 = after;
+            self.registers
+                .entry(path)
+                .or_insert((kind, before, Vec::new()))
+                .2 = after;
         }
         for (k, (before, after)) in later.keys {
             self.keys.entry(k).or_insert((before, after)).1 = after;
@@ -273,16 +313,20 @@ impl Record {
     }
 
     fn is_empty(&self) -> bool {
-        self.seqs.is_empty()
+        self.seqs
+            .values()
+            .all(|s| s.inserted.is_empty() && s.deleted.is_empty())
             && self.counters.is_empty()
             && self.registers.is_empty()
             && self.keys.is_empty()
             && self.sets.is_empty()
     }
 
-    /// The operations that revert this step in `doc` as it is now.
-    fn inverse(&self, doc: &Doc) -> Vec<Op> {
+    /// The operations that revert this step in `doc` as it is now, and for
+    /// each op that re-inserts elements, their old ids.
+    fn inverse(&self, doc: &Doc) -> (Vec<Op>, BTreeMap<usize, Vec<Dot>>) {
         let mut ops = Vec::new();
+        let mut restores = BTreeMap::new();
         for (path, s) in &self.seqs {
             let remove = ranges_of(&s.inserted);
             let restore = ranges_of(&s.deleted);
@@ -295,14 +339,18 @@ impl Record {
                                 index,
                                 len,
                             }),
-                            PlanStep::Insert { index, dots } => {
-                                if let Some(text) = t.content_of_dots(&dots) {
-                                    ops.push(Op::TextInsert {
-                                        path: path.clone(),
-                                        index,
-                                        text,
-                                    });
-                                }
+                            PlanStep::Insert { dots, .. } => {
+                                let (Some(text), Some(&after)) =
+                                    (t.content_of_dots(&dots), dots.last())
+                                else {
+                                    continue;
+                                };
+                                restores.insert(ops.len(), dots);
+                                ops.push(Op::TextRestore {
+                                    path: path.clone(),
+                                    after,
+                                    text,
+                                });
                             }
                         }
                     }
@@ -315,16 +363,18 @@ impl Record {
                                 index,
                                 len,
                             }),
-                            PlanStep::Insert { index, dots } => {
+                            PlanStep::Insert { dots, .. } => {
                                 let items: Option<Vec<_>> =
                                     dots.iter().map(|d| l.value_of(*d).cloned()).collect();
-                                if let Some(items) = items {
-                                    ops.push(Op::ListInsert {
-                                        path: path.clone(),
-                                        index,
-                                        items,
-                                    });
-                                }
+                                let (Some(items), Some(&after)) = (items, dots.last()) else {
+                                    continue;
+                                };
+                                restores.insert(ops.len(), dots);
+                                ops.push(Op::ListRestore {
+                                    path: path.clone(),
+                                    after,
+                                    items,
+                                });
                             }
                         }
                     }
@@ -371,7 +421,8 @@ impl Record {
         }
         for ((map, key), (before, after)) in &self.keys {
             let now = doc.slot(map, key);
-            if now != Some(*after) {
+            let removed_still = after.kind.is_none() && now.is_some_and(|s| s.kind.is_none());
+            if now != Some(*after) && !removed_still {
                 continue; // changed by someone else since: theirs stands
             }
             let back = match before {
@@ -383,7 +434,7 @@ impl Record {
                     generation: after.generation,
                 },
             };
-            if back != *after {
+            if Some(back) != now {
                 ops.push(Op::SetKind {
                     map: map.clone(),
                     key: key.clone(),
@@ -391,7 +442,7 @@ impl Record {
                 });
             }
         }
-        ops
+        (ops, restores)
     }
 }
 
@@ -551,7 +602,7 @@ impl UndoManager {
     }
 
     /// Stores what a commit did.
-    pub(super) fn push(&mut self, record: Record, role: Role, now: u64) {
+    pub(super) fn push(&mut self, mut record: Record, role: Role, now: u64) {
         if record.is_empty() {
             return;
         }
@@ -571,10 +622,20 @@ impl UndoManager {
                     self.undo.drain(..excess);
                 }
             }
-            Role::Undo => self.redo.push(Group { record, at: now }),
-            Role::Redo => {
-                self.undo.push(Group { record, at: now });
-                self.boundary = true;
+            Role::Undo | Role::Redo => {
+                if !record.moved.is_empty() {
+                    let moved = std::mem::take(&mut record.moved);
+                    for g in self.undo.iter_mut().chain(self.redo.iter_mut()) {
+                        g.record.remap(&moved);
+                    }
+                }
+                let group = Group { record, at: now };
+                if role == Role::Undo {
+                    self.redo.push(group);
+                } else {
+                    self.undo.push(group);
+                    self.boundary = true;
+                }
             }
         }
     }
@@ -635,10 +696,154 @@ impl Doc {
             return Ok(None);
         };
         manager.boundary = true;
-        let ops = group.record.inverse(self);
+        let (ops, restores) = group.record.inverse(self);
         let mut tx = Transaction::new(self);
         tx.role = role;
         tx.ops = ops;
+        tx.restores = restores;
         Ok(Some(tx.commit()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ReplicaId;
+
+    /// A tiny deterministic generator (the property tests in `tests/` use
+    /// proptest; this keeps a fast randomized check next to the code).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) as usize
+        }
+    }
+
+    fn view(d: &Doc) -> (String, Vec<Option<u32>>, i128, Vec<(String, Option<u32>)>) {
+        let l = d.list("l").unwrap();
+        let items = (0..l.len())
+            .map(|i| match l.get::<u32>(i) {
+                Ok(v) => v,
+                Err(_) => l
+                    .map(i)
+                    .unwrap()
+                    .register::<u32>("v")
+                    .unwrap()
+                    .map(|v| v + 1000),
+            })
+            .collect();
+        let m = d.map("m").unwrap();
+        let keys = m
+            .keys()
+            .into_iter()
+            .map(|(k, _)| {
+                let v = m.register::<u32>(&k).unwrap();
+                (k, v)
+            })
+            .collect();
+        (
+            d.text("t").unwrap().to_string(),
+            items,
+            d.counter("c").unwrap(),
+            keys,
+        )
+    }
+
+    fn edit_a(d: &mut Doc, rng: &mut Rng) -> Vec<u8> {
+        let tlen = d.text("t").unwrap().len();
+        let llen = d.list("l").unwrap().len();
+        let (x, y, z) = (rng.next(), rng.next(), rng.next() as u32 % 50);
+        d.transact(|tx| {
+            match x % 8 {
+                0 => tx.text("t")?.insert(y % (tlen + 1), "ab")?,
+                1 if tlen > 0 => tx
+                    .text("t")?
+                    .delete(y % tlen, 1 + z as usize % (tlen - y % tlen))?,
+                2 => tx.list("l")?.insert(y % (llen + 1), &z)?,
+                3 if llen > 0 => tx.list("l")?.delete(y % llen, 1)?,
+                4 => tx.list("l")?.insert_map(y % (llen + 1))?.put("v", &z)?,
+                5 => tx.counter("c")?.increment(u64::from(z))?,
+                6 => tx.map("m")?.put(&format!("a{}", y % 3), &z)?,
+                _ => tx.map("m")?.remove(&format!("a{}", y % 3)),
+            }
+            Ok(())
+        })
+        .unwrap()
+    }
+
+    fn edit_b(d: &mut Doc, rng: &mut Rng) -> Vec<u8> {
+        let tlen = d.text("t").unwrap().len();
+        let llen = d.list("l").unwrap().len();
+        let (x, y, z) = (rng.next(), rng.next(), rng.next() as u32 % 50);
+        d.transact(|tx| {
+            match x % 4 {
+                0 => tx.text("t")?.insert(y % (tlen + 1), "XY")?,
+                1 => tx.list("l")?.insert(y % (llen + 1), &(z + 500))?,
+                2 => tx.counter("c")?.decrement(u64::from(z))?,
+                _ => tx.map("m")?.put(&format!("b{}", y % 3), &z)?,
+            }
+            Ok(())
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn undo_all_leaves_the_remote_edits_and_redo_all_restores() {
+        for seed in 0..300 {
+            let mut rng = Rng(seed);
+            let mut z = Doc::new(ReplicaId::new(7));
+            let base = z
+                .transact(|tx| {
+                    tx.text("t")?.insert(0, "base")?;
+                    tx.list("l")?.insert_all(0, &[1u32, 2])?;
+                    tx.counter("c")?.increment(1)?;
+                    tx.map("m")?.put("a0", &9u32)?;
+                    Ok(())
+                })
+                .unwrap();
+            let mut a = Doc::new(ReplicaId::new(1)).with_undo(UndoManager::new().capture_window(0));
+            let mut b = Doc::new(ReplicaId::new(2));
+            let mut c = Doc::new(ReplicaId::new(3));
+            for d in [&mut a, &mut b, &mut c] {
+                d.apply(&base).unwrap();
+            }
+            let (mut to_a, mut to_b) = (Vec::new(), Vec::new());
+            for _ in 0..(rng.next() % 12 + 1) {
+                to_b.push(edit_a(&mut a, &mut rng));
+                a.undo_boundary();
+                if rng.next() % 2 == 0 {
+                    let u = edit_b(&mut b, &mut rng);
+                    c.apply(&u).unwrap();
+                    to_a.push(u);
+                }
+                if rng.next() % 3 == 0 {
+                    for u in to_a.drain(..) {
+                        a.apply(&u).unwrap();
+                    }
+                }
+            }
+            for u in to_a.drain(..) {
+                a.apply(&u).unwrap();
+            }
+            for u in to_b.drain(..) {
+                b.apply(&u).unwrap();
+            }
+            assert_eq!(a, b, "seed {seed}");
+            let done = view(&a);
+            while let Some(u) = a.undo().unwrap() {
+                b.apply(&u).unwrap();
+            }
+            assert_eq!(view(&a), view(&c), "seed {seed}: undo-all");
+            assert_eq!(a, b, "seed {seed}: undo syncs");
+            while let Some(u) = a.redo().unwrap() {
+                b.apply(&u).unwrap();
+            }
+            assert_eq!(view(&a), done, "seed {seed}: redo-all");
+            assert_eq!(a, b, "seed {seed}: redo syncs");
+        }
     }
 }

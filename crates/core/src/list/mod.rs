@@ -17,8 +17,8 @@
 
 use crate::codec::{self, kind, Encode};
 use crate::text::PlanStep;
-use crate::{Bias, Crdt, DecodeError, Dot, ReplicaId, StablePosition, Text, TextDelta, TextOp};
 use crate::VersionVector;
+use crate::{Bias, Crdt, DecodeError, Dot, ReplicaId, StablePosition, Text, TextDelta, TextOp};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -250,6 +250,26 @@ impl<T: Clone> List<T> {
             }
         }
         ListDelta { seq, items: values }
+    }
+
+    /// Inserts `values` right after element `after` (visible or deleted)
+    /// as `replica`; returns the delta and the visible index they landed
+    /// at (for undo, which restores elements next to their tombstones).
+    pub(crate) fn insert_after(
+        &mut self,
+        replica: ReplicaId,
+        after: Option<Dot>,
+        values: Vec<T>,
+    ) -> (ListDelta<T>, usize) {
+        let slots: String = std::iter::repeat(SLOT).take(values.len()).collect();
+        let (seq, index) = self.seq.insert_after(replica, after, &slots);
+        if let Some((first, _, _)) = seq.insert_runs().next() {
+            for (k, v) in values.iter().enumerate() {
+                self.items
+                    .insert(Dot::new(first.replica, first.counter + k as u64), v.clone());
+            }
+        }
+        (ListDelta { seq, items: values }, index)
     }
 
     /// Appends `value` as `replica`.

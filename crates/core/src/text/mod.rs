@@ -40,12 +40,14 @@ mod seq;
 mod span;
 mod tree;
 mod unicode;
+mod units;
 mod wire;
 
 pub use delta::TextDelta;
 pub use events::TextOp;
 pub use position::{Bias, StablePosition};
 pub(crate) use seq::PlanStep;
+pub use units::{LineCol, TextUnit};
 
 use crate::codec::{kind, Encode};
 use crate::{Crdt, DecodeError, Dot, ReplicaId, VersionVector};

@@ -8,11 +8,12 @@
 //! clamps or skips ids it does not know, so none of it can panic on ids from
 //! a peer.
 
-use super::delta::{Content, RunOp};
+use super::delta::{Content, Run, RunOp};
 use super::ids::EntryKind;
+use super::span::{Span, NONE};
 use super::tree::Cursor;
 use super::{Text, TextDelta};
-use crate::Dot;
+use crate::{Dot, ReplicaId};
 
 /// One step of an undo plan over a sequence; steps are given so that
 /// performing them in order keeps the indices of later steps valid.
@@ -20,8 +21,8 @@ use crate::Dot;
 pub(crate) enum PlanStep {
     /// Delete `len` visible elements from `index`.
     Delete { index: usize, len: usize },
-    /// Re-insert the (deleted) elements `dots`, in document order, at
-    /// visible `index`.
+    /// Re-insert the (deleted, adjacent) elements `dots`, in document
+    /// order, right after the last of them (visible `index`).
     Insert { index: usize, dots: Vec<Dot> },
 }
 
@@ -30,11 +31,9 @@ impl TextDelta {
     /// run carries its text (`false`: received as already deleted).
     pub(crate) fn insert_runs(&self) -> impl Iterator<Item = (Dot, u64, bool)> + '_ {
         self.runs.iter().filter_map(|run| match &run.op {
-            RunOp::Insert { content, .. } => Some((
-                run.id,
-                run.len(),
-                matches!(content, Content::Text(_)),
-            )),
+            RunOp::Insert { content, .. } => {
+                Some((run.id, run.len(), matches!(content, Content::Text(_))))
+            }
             RunOp::Delete { .. } => None,
         })
     }
@@ -150,15 +149,24 @@ impl Text {
         actions.sort_unstable_by(|a, b| b.0.cmp(&a.0));
         actions.dedup_by(|a, b| a.1 == b.1);
         let mut steps: Vec<PlanStep> = Vec::new();
+        let mut next_item = NONE; // the item of the previous (later) action
         for (c, item, restore) in actions {
             let index = self.tree.visible_before(c) as usize;
             let dot = self.ids.dot(item);
+            // Restored runs group only tombstones adjacent in the document,
+            // so each comes back exactly where it was.
+            let adjacent = {
+                let mut gap = c;
+                gap.offset += 1;
+                self.tree.item_after(gap) == next_item
+            };
+            next_item = item;
             match (steps.last_mut(), restore) {
                 (Some(PlanStep::Delete { index: at, len }), false) if *at == index + 1 => {
                     *at = index;
                     *len += 1;
                 }
-                (Some(PlanStep::Insert { index: at, dots }), true) if *at == index => {
+                (Some(PlanStep::Insert { index: at, dots }), true) if *at == index && adjacent => {
                     dots.push(dot)
                 }
                 (_, false) => steps.push(PlanStep::Delete { index, len: 1 }),
@@ -220,5 +228,63 @@ impl Text {
             }
         }
         out
+    }
+}
+
+impl Text {
+    /// Inserts `s` right after the character `after` (visible or not; the
+    /// document start for `None` or an unknown id) as `replica`; returns
+    /// the delta and the visible index of the inserted text. What undo
+    /// uses to put deleted text back exactly where its tombstones are.
+    pub(crate) fn insert_after(
+        &mut self,
+        replica: ReplicaId,
+        after: Option<Dot>,
+        s: &str,
+    ) -> (TextDelta, usize) {
+        let n = s.chars().count();
+        let left = after
+            .and_then(|d| self.ids.item(Some(d)).ok())
+            .unwrap_or(NONE);
+        let cursor = if left == NONE {
+            self.tree.start()
+        } else {
+            let mut c = self.tree.locate(left);
+            c.offset += 1;
+            c
+        };
+        let index = self.tree.visible_before(cursor) as usize;
+        let Ok(n) = u32::try_from(n) else {
+            return (TextDelta::new(), index);
+        };
+        if n == 0 || n >= NONE - self.ids.items() {
+            return (TextDelta::new(), index);
+        }
+        let right = self.tree.item_after(cursor);
+        let r = self.ids.replica(replica);
+        let seq = self.ids.replicas[r as usize].next + 1;
+        let item = self.ids.push_insert(r, seq, n, (left, right), s);
+        self.tree.insert(
+            cursor,
+            Span {
+                item,
+                len: n,
+                origin_left: left,
+                origin_right: right,
+                deleted: false,
+            },
+        );
+        self.rope.insert(index, s);
+        let delta = TextDelta {
+            runs: vec![Run {
+                id: Dot::new(replica, seq),
+                op: RunOp::Insert {
+                    origin_left: self.ids.dot_opt(left),
+                    origin_right: self.ids.dot_cached(right),
+                    content: Content::Text(s.to_string()),
+                },
+            }],
+        };
+        (delta, index)
     }
 }
