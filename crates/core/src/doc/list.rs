@@ -360,11 +360,7 @@ impl<'t, 'd> ListMut<'t, 'd> {
                     path,
                     index: at,
                     len,
-                } if *path == self.path => {
-                    if i >= *at {
-                        i += len;
-                    }
-                }
+                } if *path == self.path && i >= *at => i += len,
                 _ => {}
             }
         }

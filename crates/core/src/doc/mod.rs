@@ -1,7 +1,7 @@
 //! Documents: named CRDT values synced as one unit.
 //!
-//! A [`Doc`] holds a tree of values — texts, counters, registers, sets and
-//! nested maps — under one replica id and one document version. Local edits
+//! A [`Doc`] holds a tree of values — texts, lists, counters, registers,
+//! sets and nested maps — under one replica id and one document version. Local edits
 //! go through [`Transaction`]s, each of which becomes one encoded update;
 //! [`Doc::diff`] computes what a peer at a given version lacks and
 //! [`Doc::apply`] merges updates from peers in any order, any number of

@@ -723,7 +723,9 @@ mod tests {
         }
     }
 
-    fn view(d: &Doc) -> (String, Vec<Option<u32>>, i128, Vec<(String, Option<u32>)>) {
+    type View = (String, Vec<Option<u32>>, i128, Vec<(String, Option<u32>)>);
+
+    fn view(d: &Doc) -> View {
         let l = d.list("l").unwrap();
         let items = (0..l.len())
             .map(|i| match l.get::<u32>(i) {

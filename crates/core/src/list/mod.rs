@@ -24,6 +24,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// Runs of element ids: `(first id, count)`.
+pub(crate) type IdRanges = Vec<(Dot, u64)>;
+
 /// The character standing for one element in the underlying sequence.
 const SLOT: char = '\u{1}';
 
@@ -241,7 +244,7 @@ impl<T: Clone> List<T> {
         if values.is_empty() {
             return ListDelta::default();
         }
-        let slots: String = std::iter::repeat(SLOT).take(values.len()).collect();
+        let slots: String = std::iter::repeat_n(SLOT, values.len()).collect();
         let seq = self.seq.insert(replica, index, &slots);
         if let Some((first, _, _)) = seq.insert_runs().next() {
             for (k, v) in values.iter().enumerate() {
@@ -261,7 +264,7 @@ impl<T: Clone> List<T> {
         after: Option<Dot>,
         values: Vec<T>,
     ) -> (ListDelta<T>, usize) {
-        let slots: String = std::iter::repeat(SLOT).take(values.len()).collect();
+        let slots: String = std::iter::repeat_n(SLOT, values.len()).collect();
         let (seq, index) = self.seq.insert_after(replica, after, &slots);
         if let Some((first, _, _)) = seq.insert_runs().next() {
             for (k, v) in values.iter().enumerate() {
@@ -379,7 +382,7 @@ impl<T: Clone> List<T> {
     }
 
     /// The ids a delta inserted and deleted (for undo).
-    pub(crate) fn delta_ids(delta: &ListDelta<T>) -> (Vec<(Dot, u64)>, Vec<(Dot, u64)>) {
+    pub(crate) fn delta_ids(delta: &ListDelta<T>) -> (IdRanges, IdRanges) {
         (
             delta.seq.insert_runs().map(|(d, n, _)| (d, n)).collect(),
             delta.seq.delete_targets().collect(),

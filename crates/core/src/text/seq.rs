@@ -146,7 +146,7 @@ impl Text {
                 }
             }
         }
-        actions.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        actions.sort_unstable_by_key(|a| std::cmp::Reverse(a.0));
         actions.dedup_by(|a, b| a.1 == b.1);
         let mut steps: Vec<PlanStep> = Vec::new();
         let mut next_item = NONE; // the item of the previous (later) action
