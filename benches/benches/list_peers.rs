@@ -126,7 +126,8 @@ mod y {
         let tx = doc.transact();
         arr.iter(&tx)
             .map(|o| match o {
-                Out::Any(yrs::Any::Number(n)) => n as u32,
+                Out::Any(yrs::Any::Number(yrs::any::Number::Float(n))) => n as u32,
+                Out::Any(yrs::Any::Number(yrs::any::Number::Int(n))) => n as u32,
                 other => panic!("unexpected {other:?}"),
             })
             .collect()
@@ -175,7 +176,8 @@ mod y {
             "yrs: undo all empties the list"
         );
         while mgr.redo_blocking() {}
-        arr.len(&doc.transact()) as usize
+        let len = arr.len(&doc.transact());
+        len as usize
     }
 }
 
