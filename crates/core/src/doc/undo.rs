@@ -466,6 +466,8 @@ struct Group {
 ///   origin undo, e.g. only the editor's typing).
 /// - Remote updates are never recorded, and never clear the redo stack; a
 ///   new tracked local edit does.
+/// - The stacks live in memory with this document: [`Doc::save`] does not
+///   keep them (a reloaded document starts with empty stacks).
 ///
 /// ```
 /// use weft_core::doc::UndoManager;
