@@ -69,7 +69,9 @@ mod weft {
     pub(crate) fn edits(script: &[Edit], undo: bool) -> Doc {
         let mut doc = Doc::new(ReplicaId::new(1));
         if undo {
-            doc.set_undo_manager(Some(UndoManager::new().capture_window(0)));
+            doc.set_undo_manager(Some(
+                UndoManager::new().capture_window(0).max_steps(usize::MAX),
+            ));
         }
         for e in script {
             doc.transact(|tx| {
