@@ -504,6 +504,8 @@ pub enum Read {
     Set(BTreeSet<Scalar>),
     /// A nested map.
     Map(BTreeMap<String, Read>),
+    /// A list (this simulation never makes one; `tests/list_props.rs` does).
+    List(Vec<weft_core::doc::ListItem>),
 }
 
 /// Everything visible in a map, recursively.
@@ -517,6 +519,7 @@ pub fn read_map(m: &MapRef<'_>) -> Result<BTreeMap<String, Read>, DocError> {
             Kind::MultiValue => Read::Multi(m.multi_value(&k)?),
             Kind::Set => Read::Set(m.set::<Scalar>(&k)?.to_vec()?.into_iter().collect()),
             Kind::Map => Read::Map(read_map(&m.map(&k)?)?),
+            Kind::List => Read::List(m.list(&k)?.items()),
         };
         out.insert(k, v);
     }
@@ -570,7 +573,8 @@ impl ModelValue {
             Kind::Register => ModelValue::Register(None),
             Kind::MultiValue => ModelValue::Multi(None),
             Kind::Set => ModelValue::Set(BTreeSet::new()),
-            Kind::Map => ModelValue::Map(Model::default()),
+            // The simulation's ops never create lists (see `list_props.rs`).
+            Kind::Map | Kind::List => ModelValue::Map(Model::default()),
         }
     }
 }

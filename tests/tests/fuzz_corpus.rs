@@ -63,3 +63,8 @@ fn decode_frame_corpus_replays_clean() {
 fn update_claims_corpus_replays_clean() {
     replay("update_claims", weft_tests::fuzz_checks::update_claims, 1);
 }
+
+#[test]
+fn list_converge_corpus_replays_clean() {
+    replay("list_converge", weft_tests::fuzz_checks::list_converge, 8);
+}

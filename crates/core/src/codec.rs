@@ -298,6 +298,10 @@ pub mod kind {
     pub const DOC_SNAPSHOT: u8 = 13;
     /// A relay wire frame (`weft_protocol::Frame`, defined outside this crate)
     pub const PROTOCOL_FRAME: u8 = 14;
+    /// [`crate::List`]
+    pub const LIST: u8 = 15;
+    /// [`crate::ListDelta`]
+    pub const LIST_DELTA: u8 = 16;
 }
 
 impl Encode for crate::VersionVector {

@@ -17,6 +17,7 @@
 //! | [`MvRegister`] | keeps concurrent writes side by side until one supersedes them |
 //! | [`LwwMap`] | keys merge independently, each last-writer-wins |
 //! | [`Text`] | collaborative plain text (Fugue: concurrent runs never interleave) |
+//! | [`List`] | collaborative list of values (the text's ordering: concurrent runs never interleave) |
 //!
 //! ```
 //! use weft_core::{codec, Crdt, OrSet, ReplicaId};
@@ -43,6 +44,7 @@ mod dot_set;
 mod error;
 mod g_counter;
 mod hlc;
+mod list;
 mod lww_map;
 mod lww_register;
 mod mv_register;
@@ -59,11 +61,12 @@ pub use dot_set::DotSet;
 pub use error::{DecodeError, DocError, OverflowError};
 pub use g_counter::GCounter;
 pub use hlc::{wall_clock_ms, ClockSkew, Hlc, HlcTimestamp};
+pub use list::{List, ListDelta, ListOp};
 pub use lww_map::LwwMap;
 pub use lww_register::LwwRegister;
 pub use mv_register::MvRegister;
 pub use or_set::{OrSet, OrSetDelta};
 pub use pn_counter::PnCounter;
 pub use replica::{RandomUnavailable, ReplicaId};
-pub use text::{Bias, StablePosition, Text, TextDelta, TextOp};
+pub use text::{Bias, LineCol, StablePosition, Text, TextDelta, TextOp, TextUnit};
 pub use version_vector::{Causality, VersionVector};

@@ -257,6 +257,8 @@ fn key_events_for_creation_removal_and_kind_changes() {
         path: Path::root(),
         change: Change::Keys(vec!["m".into()]),
         origin: Origin::Remote,
+        tag: None,
+        version: std::sync::Arc::new(b.version().clone()),
     }));
     assert!(ev
         .iter()
@@ -279,6 +281,8 @@ fn key_events_for_creation_removal_and_kind_changes() {
             path: Path::root().child_gen("m", Kind::Counter, 1),
             change: Change::Counter { old: 4, new: 3 },
             origin: Origin::Local,
+            tag: None,
+            version: std::sync::Arc::new(b.version().clone()),
         }]
     );
 }

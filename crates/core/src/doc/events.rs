@@ -5,10 +5,12 @@
 //! the order the changes were applied; each text event's ops are relative
 //! to the text as it was just before that event.
 
+use super::list::ListItem;
 use super::path::Path;
 use super::value::Effect;
-use crate::TextOp;
+use crate::{ListOp, TextOp, VersionVector};
 use std::fmt;
+use std::sync::Arc;
 
 /// What happened to one value.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,6 +38,8 @@ pub enum Change {
     /// These keys of a map changed what they hold (created, removed, or now
     /// show another kind).
     Keys(Vec<String>),
+    /// A list changed: apply these retain/insert/delete ops to the old list.
+    List(Vec<ListOp<ListItem>>),
 }
 
 /// Whether a change was made here or received from a peer.
@@ -47,6 +51,45 @@ pub enum Origin {
     Remote,
 }
 
+/// A caller-chosen label for where a change came from: given to
+/// [`crate::Doc::transact_with`] (local) or [`crate::Doc::apply_with`]
+/// (remote) and carried by every [`Event`] that change causes. An editor
+/// binding labels its own edits and skips only events with its own label,
+/// so changes made anywhere else still reach the editor. Cheap to clone.
+///
+/// ```
+/// use weft_core::doc::OriginTag;
+/// let tag = OriginTag::from("editor");
+/// assert_eq!(tag.as_str(), "editor");
+/// assert_eq!(tag, OriginTag::new("editor"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OriginTag(Arc<str>);
+
+impl OriginTag {
+    /// A tag with this label.
+    pub fn new(label: &str) -> Self {
+        OriginTag(Arc::from(label))
+    }
+
+    /// The label.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for OriginTag {
+    fn from(label: &str) -> Self {
+        OriginTag::new(label)
+    }
+}
+
+impl fmt::Display for OriginTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// One change to one value of a document.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
@@ -56,6 +99,25 @@ pub struct Event {
     pub change: Change,
     /// Local or remote.
     pub origin: Origin,
+    /// The label of the transaction or apply that caused it, if it was
+    /// given one ([`crate::Doc::transact_with`], [`crate::Doc::apply_with`];
+    /// undo and redo label theirs [`OriginTag::undo`] / [`OriginTag::redo`]).
+    pub tag: Option<OriginTag>,
+    /// The document version this change leads to (the version after the
+    /// commit or apply that caused it; shared by all its events).
+    pub version: Arc<VersionVector>,
+}
+
+impl OriginTag {
+    /// The tag of transactions made by [`crate::Doc::undo`].
+    pub fn undo() -> Self {
+        OriginTag::new("weft:undo")
+    }
+
+    /// The tag of transactions made by [`crate::Doc::redo`].
+    pub fn redo() -> Self {
+        OriginTag::new("weft:redo")
+    }
 }
 
 impl Event {
@@ -67,11 +129,14 @@ impl Event {
             Effect::Set { added, removed } => Change::Set { added, removed },
             Effect::Text(ops) => Change::Text(ops),
             Effect::Keys(keys) => Change::Keys(keys),
+            Effect::List(ops) => Change::List(super::list::list_ops(path, ops)),
         };
         Some(Event {
             path: path.clone(),
             change,
             origin,
+            tag: None,
+            version: Arc::default(),
         })
     }
 }
@@ -107,8 +172,23 @@ impl Observers {
         self.subs.is_empty()
     }
 
-    pub(crate) fn emit(&mut self, events: &[Event]) {
-        for ev in events {
+    /// Delivers `events`, stamped with their tag and the version they lead
+    /// to.
+    pub(crate) fn emit(
+        &mut self,
+        events: &mut [Event],
+        tag: &Option<OriginTag>,
+        version: &VersionVector,
+    ) {
+        if events.is_empty() {
+            return;
+        }
+        let version = Arc::new(version.clone());
+        for ev in events.iter_mut() {
+            ev.tag.clone_from(tag);
+            ev.version = version.clone();
+        }
+        for ev in events.iter() {
             for (_, prefix, cb) in &mut self.subs {
                 if ev.path.starts_with(prefix) {
                     cb(ev);

@@ -1,7 +1,7 @@
 //! Documents: named CRDT values synced as one unit.
 //!
-//! A [`Doc`] holds a tree of values — texts, counters, registers, sets and
-//! nested maps — under one replica id and one document version. Local edits
+//! A [`Doc`] holds a tree of values — texts, lists, counters, registers,
+//! sets and nested maps — under one replica id and one document version. Local edits
 //! go through [`Transaction`]s, each of which becomes one encoded update;
 //! [`Doc::diff`] computes what a peer at a given version lacks and
 //! [`Doc::apply`] merges updates from peers in any order, any number of
@@ -24,18 +24,22 @@
 mod events;
 #[cfg(feature = "forge")]
 pub mod forge;
+mod list;
 mod path;
 mod pending;
 mod refs;
 mod touches;
 mod txn;
+mod undo;
 mod update;
 mod value;
 
-pub use events::{Change, Event, Origin, SubscriptionId};
+pub use events::{Change, Event, Origin, OriginTag, SubscriptionId};
+pub use list::{ListItem, ListMut, ListRef};
 pub use path::{Kind, Path, Step, MAX_DEPTH, MAX_KEY_BYTES};
 pub use refs::{MapRef, SetRef, TextRef};
 pub use txn::{CounterMut, MapMut, SetMut, TextMut, Transaction};
+pub use undo::UndoManager;
 pub use update::{Update, MAX_COUNTER};
 
 use crate::codec;
@@ -165,6 +169,12 @@ pub struct Doc {
     scratch: txn::Scratch,
     /// Paths recently opened by transactions, shared by the next ones.
     recent_paths: Vec<Path>,
+    /// The tag of the apply in progress ([`Doc::apply_with`]).
+    applying: Option<OriginTag>,
+    /// Undo and redo stacks, when enabled ([`Doc::with_undo`]).
+    undo: Option<Box<undo::UndoManager>>,
+    /// The unit text events count in ([`Doc::with_text_unit`]).
+    text_unit: crate::TextUnit,
 }
 
 impl fmt::Debug for Doc {
@@ -206,7 +216,38 @@ impl Doc {
             observers: Observers::default(),
             scratch: txn::Scratch::default(),
             recent_paths: Vec::new(),
+            applying: None,
+            undo: None,
+            text_unit: crate::TextUnit::Chars,
         }
+    }
+
+    /// Counts retains and deletes of text events ([`Change::Text`]) in
+    /// `unit` instead of chars — UTF-16 code units for browser and most GUI
+    /// editors, bytes for Rust buffers. Positions passed to text edits stay
+    /// in chars; convert with [`crate::Text::to_char`] (via
+    /// [`TextRef::as_text`]).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use weft_core::doc::Change;
+    /// use weft_core::{Doc, ReplicaId, TextOp, TextUnit};
+    /// let mut doc = Doc::new(ReplicaId::new(1)).with_text_unit(TextUnit::Utf16);
+    /// doc.transact(|tx| tx.text("t")?.insert(0, "😀")).unwrap();
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = seen.clone();
+    /// doc.subscribe(move |ev| if let Change::Text(ops) = &ev.change { sink.lock().unwrap().push(ops.clone()) });
+    /// doc.transact(|tx| tx.text("t")?.insert(1, "x")).unwrap();
+    /// assert_eq!(seen.lock().unwrap()[0], vec![TextOp::Retain(2), TextOp::Insert("x".into())]);
+    /// ```
+    pub fn with_text_unit(mut self, unit: crate::TextUnit) -> Self {
+        self.text_unit = unit;
+        self
+    }
+
+    /// The unit text events count in.
+    pub fn text_unit(&self) -> crate::TextUnit {
+        self.text_unit
     }
 
     /// Replaces the limits on untrusted input.
@@ -281,6 +322,11 @@ impl Doc {
         self.root().map(name)
     }
 
+    /// The list named `name` (empty if absent).
+    pub fn list(&self, name: &str) -> Result<ListRef<'_>, DocError> {
+        self.root().list(name)
+    }
+
     /// The last-writer-wins register named `name`, decoded as `T`.
     pub fn register<T: serde::de::DeserializeOwned>(
         &self,
@@ -315,6 +361,39 @@ impl Doc {
         F: FnOnce(&mut Transaction<'_>) -> Result<(), DocError>,
     {
         let mut tx = Transaction::new(self);
+        edit(&mut tx)?;
+        Ok(tx.commit())
+    }
+
+    /// [`Doc::transact`] with an origin: every event the commit causes
+    /// carries `origin` in [`Event::tag`], and an undo manager restricted
+    /// to some origins ([`UndoManager::track_origin`]) records it only if
+    /// it is one of them.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use weft_core::doc::OriginTag;
+    /// use weft_core::{Doc, ReplicaId};
+    /// let mut doc = Doc::new(ReplicaId::new(1));
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = seen.clone();
+    /// let body = weft_core::doc::Path::root().child("t", weft_core::doc::Kind::Text);
+    /// doc.subscribe_path(body, move |ev| {
+    ///     sink.lock().unwrap().push((ev.tag.clone(), ev.version.get(ReplicaId::new(1))))
+    /// });
+    /// doc.transact_with("editor", |tx| tx.text("t")?.insert(0, "hi")).unwrap();
+    /// doc.transact(|tx| tx.text("t")?.insert(2, "!")).unwrap();
+    /// assert_eq!(*seen.lock().unwrap(), vec![(Some(OriginTag::from("editor")), 1), (None, 2)]);
+    /// ```
+    pub fn transact_with<F>(
+        &mut self,
+        origin: impl Into<OriginTag>,
+        edit: F,
+    ) -> Result<Vec<u8>, DocError>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> Result<(), DocError>,
+    {
+        let mut tx = Transaction::new(self).with_tag(Some(origin.into()));
         edit(&mut tx)?;
         Ok(tx.commit())
     }
@@ -401,6 +480,43 @@ impl Doc {
         let (body, built) = UpdateBody::decode_checked(bytes, &self.limits)?;
         let body = std::sync::Arc::new(body);
         self.apply_checked(&body, bytes.len() + built, pending::hash_bytes(bytes))
+    }
+
+    /// [`Doc::apply`] with an origin: every event the update causes
+    /// (including updates it unblocks) carries `origin` in [`Event::tag`].
+    ///
+    /// ```
+    /// use weft_core::{Doc, ReplicaId};
+    /// let mut a = Doc::new(ReplicaId::new(1));
+    /// let u = a.transact(|tx| tx.counter("n")?.increment(1)).unwrap();
+    /// let mut b = Doc::new(ReplicaId::new(2));
+    /// let tags = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    /// let sink = tags.clone();
+    /// b.subscribe(move |ev| sink.lock().unwrap().push(ev.tag.clone()));
+    /// b.apply_with(&u, "relay").unwrap();
+    /// assert_eq!(tags.lock().unwrap()[0].as_ref().map(|t| t.as_str()), Some("relay"));
+    /// ```
+    pub fn apply_with(
+        &mut self,
+        bytes: &[u8],
+        origin: impl Into<OriginTag>,
+    ) -> Result<ApplyReport, DocError> {
+        self.applying = Some(origin.into());
+        let result = self.apply(bytes);
+        self.applying = None;
+        result
+    }
+
+    /// [`Doc::apply_update`] with an origin (see [`Doc::apply_with`]).
+    pub fn apply_update_with(
+        &mut self,
+        update: &Update,
+        origin: impl Into<OriginTag>,
+    ) -> Result<ApplyReport, DocError> {
+        self.applying = Some(origin.into());
+        let result = self.apply_update(update);
+        self.applying = None;
+        result
     }
 
     /// Applies an update decoded once by [`Update::decode`]: as
@@ -610,8 +726,21 @@ impl Doc {
         let want_events = !self.observers.is_empty();
         let mut events = Vec::new();
         for (path, delta) in &body.changes {
+            let unit = self.text_unit;
             let value = self.value_mut(path, delta.kind());
-            let effect = value.apply(delta, want_events);
+            let effect = match (value, delta) {
+                (Value::Text(t), value::ValueDelta::Text(d))
+                    if want_events && unit != crate::TextUnit::Chars =>
+                {
+                    let ops = t.apply_with_events_in(d, unit);
+                    if ops.is_empty() {
+                        value::Effect::None
+                    } else {
+                        value::Effect::Text(ops)
+                    }
+                }
+                (value, delta) => value.apply(delta, want_events),
+            };
             if let Some(ev) = Event::from_effect(path, effect, Origin::Remote) {
                 events.push(ev);
             }
@@ -624,7 +753,8 @@ impl Doc {
         }
         self.version.join(&body.to);
         if want_events {
-            self.observers.emit(&events);
+            self.observers
+                .emit(&mut events, &self.applying, &self.version);
         }
     }
 
@@ -768,6 +898,49 @@ impl Doc {
         F: FnMut(&Event) + Send + 'static,
     {
         self.observers.add(path, Box::new(callback))
+    }
+
+    /// Reads the document and subscribes to changes at or below `path` as
+    /// one step: `read` sees the state the first event delivered to
+    /// `callback` applies to, so a view built from `read`'s result and then
+    /// patched with every event never misses or repeats a change. (Events
+    /// are delivered synchronously inside the `&mut self` call that makes
+    /// the change, so nothing can change between the read and the
+    /// subscription; every event carries the version it leads to, which is
+    /// newer than the version read here.)
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use weft_core::doc::{Change, Path};
+    /// use weft_core::{Doc, ReplicaId, TextOp};
+    /// let mut doc = Doc::new(ReplicaId::new(1));
+    /// doc.transact(|tx| tx.text("t")?.insert(0, "ab")).unwrap();
+    /// let view = Arc::new(Mutex::new(String::new()));
+    /// let sink = view.clone();
+    /// let (text, _id) = doc.read_and_subscribe(
+    ///     Path::root(),
+    ///     |d| d.text("t").unwrap().to_string(),
+    ///     move |ev| {
+    ///         if let Change::Text(ops) = &ev.change {
+    ///             TextOp::apply_all(ops, &mut sink.lock().unwrap());
+    ///         }
+    ///     },
+    /// );
+    /// *view.lock().unwrap() = text;
+    /// doc.transact(|tx| tx.text("t")?.insert(1, "X")).unwrap();
+    /// assert_eq!(*view.lock().unwrap(), doc.text("t").unwrap().to_string());
+    /// ```
+    pub fn read_and_subscribe<R, F>(
+        &mut self,
+        path: Path,
+        read: impl FnOnce(&Doc) -> R,
+        callback: F,
+    ) -> (R, SubscriptionId)
+    where
+        F: FnMut(&Event) + Send + 'static,
+    {
+        let value = read(self);
+        (value, self.observers.add(path, Box::new(callback)))
     }
 
     /// Cancels a subscription; returns whether it existed.

@@ -32,6 +32,8 @@ pub enum Kind {
     Text,
     /// A nested map whose keys hold any kind, merged per key.
     Map,
+    /// A list of values and nested values ([`crate::List`] semantics).
+    List,
 }
 
 impl fmt::Display for Kind {
@@ -43,6 +45,7 @@ impl fmt::Display for Kind {
             Kind::Set => "set",
             Kind::Text => "text",
             Kind::Map => "map",
+            Kind::List => "list",
         };
         f.write_str(s)
     }
@@ -161,7 +164,8 @@ impl Path {
         self.0.starts_with(&prefix.0)
     }
 
-    /// Checks the limits and that every step but the last is a map.
+    /// Checks the limits and that every step but the last is a map or a
+    /// list (whose nested values are keyed by their element's key).
     pub(crate) fn validate(&self) -> Result<(), DecodeError> {
         if self.0.len() > MAX_DEPTH {
             return Err(DecodeError::Invalid("path deeper than the limit"));
@@ -169,9 +173,15 @@ impl Path {
         if self.0.iter().any(|s| s.key.len() > MAX_KEY_BYTES) {
             return Err(DecodeError::Invalid("path key longer than the limit"));
         }
-        if self.0.iter().rev().skip(1).any(|s| s.kind != Kind::Map) {
+        if self
+            .0
+            .iter()
+            .rev()
+            .skip(1)
+            .any(|s| s.kind != Kind::Map && s.kind != Kind::List)
+        {
             return Err(DecodeError::Invalid(
-                "path steps through a value that is not a map",
+                "path steps through a value that is not a map or a list",
             ));
         }
         Ok(())

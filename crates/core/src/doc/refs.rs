@@ -103,6 +103,12 @@ impl<'d> MapRef<'d> {
         Ok(TextRef { path, text })
     }
 
+    /// The list under `key`.
+    pub fn list(&self, key: &str) -> Result<super::ListRef<'d>, DocError> {
+        let (path, _) = self.resolve(key, Kind::List)?;
+        Ok(super::ListRef::new(self.doc, path))
+    }
+
     /// The counter under `key` (0 if absent).
     pub fn counter(&self, key: &str) -> Result<i128, DocError> {
         let (_, value) = self.resolve(key, Kind::Counter)?;
@@ -152,8 +158,8 @@ impl<'d> MapRef<'d> {
 /// A read-only view of a text value.
 #[derive(Clone, Debug)]
 pub struct TextRef<'d> {
-    path: Path,
-    text: Option<&'d Text>,
+    pub(super) path: Path,
+    pub(super) text: Option<&'d Text>,
 }
 
 impl<'d> TextRef<'d> {

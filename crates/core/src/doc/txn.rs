@@ -11,7 +11,7 @@
 //! Invariant: the simulated state (`kinds`, `text_len`, `counters`) equals
 //! what the document would hold after applying `ops` in order.
 
-use super::events::{Change, Event, Origin};
+use super::events::{Change, Event, Origin, OriginTag};
 use super::path::{Kind, Path};
 use super::touches::Run;
 use super::update::UpdateBody;
@@ -25,7 +25,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 #[derive(Debug)]
-enum Op {
+pub(super) enum Op {
     SetKind {
         map: Path,
         key: String,
@@ -63,6 +63,28 @@ enum Op {
         index: usize,
         len: usize,
     },
+    ListInsert {
+        path: Path,
+        index: usize,
+        items: Vec<super::value::Elem>,
+    },
+    ListDelete {
+        path: Path,
+        index: usize,
+        len: usize,
+    },
+    /// Undo: put deleted text back right after the tombstone `after`.
+    TextRestore {
+        path: Path,
+        after: crate::Dot,
+        text: String,
+    },
+    /// Undo: put deleted elements back right after the tombstone `after`.
+    ListRestore {
+        path: Path,
+        after: crate::Dot,
+        items: Vec<super::value::Elem>,
+    },
 }
 
 /// A group of local edits that becomes one update.
@@ -87,19 +109,26 @@ enum Op {
 /// assert_eq!(peer.text("body").unwrap().to_string(), "Hello");
 /// ```
 pub struct Transaction<'d> {
-    doc: &'d mut Doc,
+    pub(super) doc: &'d mut Doc,
     /// Buffers borrowed from the document for this transaction and handed
     /// back, emptied, when it ends (so typing allocates none of them).
-    scratch: Scratch,
+    pub(super) scratch: Scratch,
     kinds: BTreeMap<(Path, String), Slot>,
     counters: BTreeMap<Path, (u64, u64)>,
+    /// The origin given to [`crate::Doc::transact_with`].
+    tag: Option<OriginTag>,
+    /// Whether this is an ordinary edit, an undo or a redo.
+    pub(super) role: super::undo::Role,
+    /// For undo and redo: the index of each op that re-inserts deleted
+    /// elements, with the ids of the elements it restores.
+    pub(super) restores: BTreeMap<usize, Vec<crate::Dot>>,
 }
 
 /// The reusable buffers of a transaction, kept by the document between
 /// transactions. Empty whenever no transaction is open.
 #[derive(Default)]
 pub(crate) struct Scratch {
-    ops: Vec<Op>,
+    pub(super) ops: Vec<Op>,
     /// The text of every insert recorded, back to back.
     text: String,
     /// Text lengths as of the edits recorded so far (few entries: a linear
@@ -157,7 +186,20 @@ impl<'d> Transaction<'d> {
             scratch,
             kinds: BTreeMap::new(),
             counters: BTreeMap::new(),
+            tag: None,
+            role: super::undo::Role::Edit,
+            restores: BTreeMap::new(),
         }
+    }
+
+    pub(super) fn with_tag(mut self, tag: Option<OriginTag>) -> Self {
+        self.tag = tag;
+        self
+    }
+
+    /// The origin this transaction's events will carry.
+    pub fn origin(&self) -> Option<&OriginTag> {
+        self.tag.as_ref()
     }
 
     /// The document as it was before this transaction.
@@ -207,7 +249,7 @@ impl<'d> Transaction<'d> {
     }
 
     /// Makes `key` in `map` hold `kind` (creating it if absent).
-    fn ensure(&mut self, map: &Path, key: &str, kind: Kind) -> Result<Path, DocError> {
+    pub(super) fn ensure(&mut self, map: &Path, key: &str, kind: Kind) -> Result<Path, DocError> {
         if map.steps().len() >= super::path::MAX_DEPTH {
             return Err(DocError::Limit {
                 path: map.child(key, kind).to_string(),
@@ -273,17 +315,18 @@ impl<'d> Transaction<'d> {
         }
     }
 
-    fn text_len(&self, path: &Path) -> usize {
+    pub(super) fn text_len(&self, path: &Path) -> usize {
         match self.scratch.text_len.iter().find(|(p, _)| p == path) {
             Some(&(_, n)) => n,
             None => match self.doc.values.get(path) {
                 Some(Value::Text(t)) => t.len(),
+                Some(Value::List(l)) => l.len(),
                 _ => 0,
             },
         }
     }
 
-    fn set_text_len(&mut self, path: &Path, len: usize) {
+    pub(super) fn set_text_len(&mut self, path: &Path, len: usize) {
         match self.scratch.text_len.iter_mut().find(|(p, _)| p == path) {
             Some((_, n)) => *n = len,
             None => self.scratch.text_len.push((path.clone(), len)),
@@ -336,31 +379,52 @@ impl<'d> Transaction<'d> {
         Ok(MapMut { tx: self, path })
     }
 
+    /// The list named `name` at the root (created if absent).
+    pub fn list(&mut self, name: &str) -> Result<super::ListMut<'_, 'd>, DocError> {
+        let path = self.ensure(&Path::root(), name, Kind::List)?;
+        Ok(super::ListMut::new(self, path))
+    }
+
     /// Applies every recorded operation and returns the encoded update to
     /// send to other replicas. A transaction that recorded nothing returns an
     /// update that changes nothing.
     pub fn commit(mut self) -> Vec<u8> {
         let doc = &mut *self.doc;
         let sc = &mut self.scratch;
+        let (tag, role) = (self.tag.take(), self.role);
+        let mut restores = std::mem::take(&mut self.restores);
         let replica = doc.replica;
-        // Only last-writer-wins writes are stamped: typing reads no clock.
-        let stamped = sc
-            .ops
-            .iter()
-            .any(|op| matches!(op, Op::SetKind { .. } | Op::Register { .. }));
+        let mut record = doc
+            .undo
+            .as_ref()
+            .filter(|u| u.records(role, tag.as_ref()))
+            .map(|_| super::undo::Record::default());
+        // Only last-writer-wins writes and undo grouping read the clock:
+        // plain typing reads none.
+        let stamped = record.is_some()
+            || sc
+                .ops
+                .iter()
+                .any(|op| matches!(op, Op::SetKind { .. } | Op::Register { .. }));
         let now = if stamped { (doc.clock)() } else { 0 };
         let want_events = !doc.observers.is_empty();
         let mut events: Vec<Event> = Vec::new();
         let text = std::mem::take(&mut sc.text);
-        for op in sc.ops.drain(..) {
+        for (i, op) in sc.ops.drain(..).enumerate() {
+            let pre = record.as_ref().map(|_| super::undo::Pre::of(doc, &op));
             let Some((path, delta, change)) = apply_local(doc, op, &text, now, want_events) else {
                 continue;
             };
+            if let (Some(rec), Some(pre)) = (record.as_mut(), pre) {
+                rec.add(pre, &delta, restores.remove(&i));
+            }
             if let Some(change) = change {
                 events.push(Event {
                     path: path.clone(),
                     change,
                     origin: Origin::Local,
+                    tag: None,
+                    version: Default::default(),
                 });
             }
             if !sc.touched.iter().any(|(p, _)| *p == path) {
@@ -369,6 +433,9 @@ impl<'d> Transaction<'d> {
             match (sc.changes.last_mut(), delta) {
                 (Some((p, ValueDelta::Text(prev))), ValueDelta::Text(d)) if *p == path => {
                     prev.merge(&d)
+                }
+                (Some((p, ValueDelta::List(prev))), ValueDelta::List(d)) if *p == path => {
+                    prev.merge(d)
                 }
                 (_, delta) => sc.changes.push((path, delta)),
             }
@@ -407,7 +474,11 @@ impl<'d> Transaction<'d> {
             },
             out,
         );
-        doc.observers.emit(&events);
+        let tag = tag.or_else(|| role.tag());
+        doc.observers.emit(&mut events, &tag, &doc.version);
+        if let (Some(undo), Some(rec)) = (doc.undo.as_mut(), record) {
+            undo.push(rec, role, now);
+        }
         doc.decoded_bytes = doc.decoded_bytes.saturating_add(out.len() as u64);
         out
     }
@@ -460,6 +531,7 @@ fn apply_local(
     want_events: bool,
 ) -> Option<(Path, ValueDelta, Option<Change>)> {
     let replica = doc.replica;
+    let unit = doc.text_unit;
     Some(match op {
         Op::SetKind { map, key, slot } => {
             let keys = doc.keys_mut(&map);
@@ -539,7 +611,7 @@ fn apply_local(
             let change = want_events.then(|| {
                 let mut ops = Vec::with_capacity(2);
                 if index > 0 {
-                    ops.push(TextOp::Retain(index));
+                    ops.push(TextOp::Retain(t.from_char(index, unit)));
                 }
                 ops.push(TextOp::Insert(text.to_string()));
                 Change::Text(ops)
@@ -550,30 +622,59 @@ fn apply_local(
             let Value::Text(t) = doc.value_mut(&path, Kind::Text) else {
                 unreachable_kind()
             };
+            let (from, to) = if want_events && unit != crate::TextUnit::Chars {
+                (t.from_char(index, unit), t.from_char(index + len, unit))
+            } else {
+                (index, index + len)
+            };
             let d = t.delete(replica, index, len);
             let change = want_events.then(|| {
                 let mut ops = Vec::with_capacity(2);
                 if index > 0 {
-                    ops.push(TextOp::Retain(index));
+                    ops.push(TextOp::Retain(from));
                 }
-                ops.push(TextOp::Delete(len));
+                ops.push(TextOp::Delete(to - from));
                 Change::Text(ops)
             });
             (path, ValueDelta::Text(d), change)
+        }
+        Op::ListInsert { path, index, items } => {
+            super::list::apply_insert(doc, path, index, items, want_events)
+        }
+        Op::ListDelete { path, index, len } => {
+            super::list::apply_delete(doc, path, index, len, want_events)
+        }
+        Op::TextRestore { path, after, text } => {
+            let Value::Text(t) = doc.value_mut(&path, Kind::Text) else {
+                unreachable_kind()
+            };
+            let (d, index) = t.insert_after(replica, Some(after), &text);
+            let change = want_events.then(|| {
+                let mut ops = Vec::with_capacity(2);
+                if index > 0 {
+                    ops.push(TextOp::Retain(t.from_char(index, unit)));
+                }
+                ops.push(TextOp::Insert(text));
+                Change::Text(ops)
+            });
+            (path, ValueDelta::Text(d), change)
+        }
+        Op::ListRestore { path, after, items } => {
+            super::list::apply_restore(doc, path, after, items, want_events)
         }
     })
 }
 
 /// `Doc::value_mut` creates values of the path's kind, so a mismatch cannot
 /// happen; this documents the impossibility instead of panicking with unwrap.
-fn unreachable_kind() -> ! {
+pub(super) fn unreachable_kind() -> ! {
     unreachable!("a document value always has its path's kind")
 }
 
 /// A map being edited inside a transaction (the root is one).
 pub struct MapMut<'t, 'd> {
-    tx: &'t mut Transaction<'d>,
-    path: Path,
+    pub(super) tx: &'t mut Transaction<'d>,
+    pub(super) path: Path,
 }
 
 impl fmt::Debug for MapMut<'_, '_> {
@@ -587,6 +688,12 @@ impl<'d> MapMut<'_, 'd> {
     pub fn map(&mut self, key: &str) -> Result<MapMut<'_, 'd>, DocError> {
         let path = self.tx.ensure(&self.path, key, Kind::Map)?;
         Ok(MapMut { tx: self.tx, path })
+    }
+
+    /// The list under `key` (created if absent).
+    pub fn list(&mut self, key: &str) -> Result<super::ListMut<'_, 'd>, DocError> {
+        let path = self.tx.ensure(&self.path, key, Kind::List)?;
+        Ok(super::ListMut::new(self.tx, path))
     }
 
     /// The text under `key` (created if absent).
@@ -640,8 +747,8 @@ impl<'d> MapMut<'_, 'd> {
 
 /// A text being edited inside a transaction.
 pub struct TextMut<'t, 'd> {
-    tx: &'t mut Transaction<'d>,
-    path: Path,
+    pub(super) tx: &'t mut Transaction<'d>,
+    pub(super) path: Path,
 }
 
 impl fmt::Debug for TextMut<'_, '_> {
@@ -712,8 +819,8 @@ impl TextMut<'_, '_> {
 
 /// A counter being edited inside a transaction.
 pub struct CounterMut<'t, 'd> {
-    tx: &'t mut Transaction<'d>,
-    path: Path,
+    pub(super) tx: &'t mut Transaction<'d>,
+    pub(super) path: Path,
 }
 
 impl fmt::Debug for CounterMut<'_, '_> {
@@ -755,9 +862,9 @@ impl CounterMut<'_, '_> {
 
 /// A set of `T` being edited inside a transaction.
 pub struct SetMut<'t, 'd, T> {
-    tx: &'t mut Transaction<'d>,
-    path: Path,
-    _t: PhantomData<fn(T)>,
+    pub(super) tx: &'t mut Transaction<'d>,
+    pub(super) path: Path,
+    pub(super) _t: PhantomData<fn(T)>,
 }
 
 impl<T> fmt::Debug for SetMut<'_, '_, T> {

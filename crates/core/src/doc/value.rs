@@ -7,7 +7,7 @@
 use super::path::{Kind, Path};
 use crate::DocError;
 use crate::{Crdt, LwwMap, LwwRegister, MvRegister, OrSet, OrSetDelta, PnCounter, Text, TextDelta};
-use crate::{TextOp, VersionVector};
+use crate::{List, ListDelta, ListOp, TextOp, VersionVector};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +62,15 @@ pub(crate) enum Value {
     Text(Box<Text>),
     /// The key registry of a map: which kind is visible under each key.
     Keys(LwwMap<String, Slot>),
+    List(Box<List<Elem>>),
+}
+
+/// One element of a document list: a scalar, or a nested value living at
+/// the list's path plus `key` (a key no other element uses).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Elem {
+    Scalar(Bytes),
+    Nested { kind: Kind, key: String },
 }
 
 /// A change to one [`Value`].
@@ -73,6 +82,7 @@ pub(crate) enum ValueDelta {
     Set(OrSetDelta<Bytes>),
     Text(TextDelta),
     Keys(LwwMap<String, Slot>),
+    List(ListDelta<Elem>),
 }
 
 /// What an applied delta changed, for observers.
@@ -90,6 +100,7 @@ pub(crate) enum Effect {
     },
     Text(Vec<TextOp>),
     Keys(Vec<String>),
+    List(Vec<ListOp<Elem>>),
 }
 
 impl Value {
@@ -102,6 +113,7 @@ impl Value {
             Kind::Set => Value::Set(OrSet::new()),
             Kind::Text => Value::Text(Box::default()),
             Kind::Map => Value::Keys(LwwMap::new()),
+            Kind::List => Value::List(Box::default()),
         }
     }
 
@@ -114,6 +126,7 @@ impl Value {
             Value::Set(_) => Kind::Set,
             Value::Text(_) => Kind::Text,
             Value::Keys(_) => Kind::Map,
+            Value::List(_) => Kind::List,
         }
     }
 
@@ -125,6 +138,7 @@ impl Value {
             Value::Set(v) => v.version(),
             Value::Text(v) => v.version(),
             Value::Keys(v) => v.version(),
+            Value::List(v) => v.version(),
         }
     }
 
@@ -146,6 +160,7 @@ impl Value {
             Value::Multi(v) => Some(ValueDelta::Multi(v.delta_since(since))),
             Value::Text(v) => Some(ValueDelta::Text(v.delta_since(since))),
             Value::Keys(v) => Some(ValueDelta::Keys(v.delta_since(since))),
+            Value::List(v) => Some(ValueDelta::List(v.delta_since(since))),
         }
     }
 
@@ -203,6 +218,19 @@ impl Value {
                     Effect::None
                 }
             }
+            (Value::List(v), ValueDelta::List(d)) => {
+                if want_effect {
+                    let ops = v.apply_with_events(d);
+                    if ops.is_empty() {
+                        Effect::None
+                    } else {
+                        Effect::List(ops)
+                    }
+                } else {
+                    v.apply(d);
+                    Effect::None
+                }
+            }
             (Value::Keys(v), ValueDelta::Keys(d)) => {
                 let touched: Vec<String> = d.entry_keys().cloned().collect();
                 let before: Vec<Option<Slot>> = touched.iter().map(|k| v.get(k).copied()).collect();
@@ -234,6 +262,7 @@ impl ValueDelta {
             ValueDelta::Set(_) => Kind::Set,
             ValueDelta::Text(_) => Kind::Text,
             ValueDelta::Keys(_) => Kind::Map,
+            ValueDelta::List(_) => Kind::List,
         }
     }
 }

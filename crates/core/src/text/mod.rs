@@ -36,14 +36,18 @@ mod ids;
 mod integrate;
 mod position;
 mod rope;
+mod seq;
 mod span;
 mod tree;
 mod unicode;
+mod units;
 mod wire;
 
 pub use delta::TextDelta;
 pub use events::TextOp;
 pub use position::{Bias, StablePosition};
+pub(crate) use seq::PlanStep;
+pub use units::{LineCol, TextUnit};
 
 use crate::codec::{kind, Encode};
 use crate::{Crdt, DecodeError, Dot, ReplicaId, VersionVector};
