@@ -819,12 +819,12 @@ mod tests {
             for _ in 0..(rng.next() % 12 + 1) {
                 to_b.push(edit_a(&mut a, &mut rng));
                 a.undo_boundary();
-                if rng.next() % 2 == 0 {
+                if rng.next().is_multiple_of(2) {
                     let u = edit_b(&mut b, &mut rng);
                     c.apply(&u).unwrap();
                     to_a.push(u);
                 }
-                if rng.next() % 3 == 0 {
+                if rng.next().is_multiple_of(3) {
                     for u in to_a.drain(..) {
                         a.apply(&u).unwrap();
                     }
