@@ -323,20 +323,7 @@ mod lo {
         const NAME: &'static str = "Loro (commit per txn, updates not taken)";
 
         fn replay(trace: &SeqTrace) -> LoroDoc {
-            let doc = new_doc(1);
-            let text = doc.get_text("text");
-            for txn in &trace.txns {
-                for p in txn {
-                    if p.del > 0 {
-                        text.delete(p.pos, p.del).expect("loro delete");
-                    }
-                    if !p.ins.is_empty() {
-                        text.insert(p.pos, &p.ins).expect("loro insert");
-                    }
-                }
-                doc.commit();
-            }
-            doc
+            replay(trace, false)
         }
 
         fn content(doc: &LoroDoc) -> String {
@@ -352,6 +339,36 @@ mod lo {
         }
     }
 
+    /// One commit per trace transaction; with `take_updates`, each
+    /// commit's update is taken as it is made (`subscribe_local_update`).
+    fn replay(trace: &SeqTrace, take_updates: bool) -> LoroDoc {
+        let doc = new_doc(1);
+        let text = doc.get_text("text");
+        // The bytes of every update taken, so none is optimised away.
+        let made = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::clone(&made);
+        let sub = take_updates.then(|| {
+            doc.subscribe_local_update(Box::new(move |u| {
+                seen.fetch_add(u.len(), Ordering::Relaxed);
+                true
+            }))
+        });
+        for txn in &trace.txns {
+            for p in txn {
+                if p.del > 0 {
+                    text.delete(p.pos, p.del).expect("loro delete");
+                }
+                if !p.ins.is_empty() {
+                    text.insert(p.pos, &p.ins).expect("loro insert");
+                }
+            }
+            doc.commit();
+        }
+        drop(sub);
+        black_box(made.load(Ordering::Relaxed));
+        doc
+    }
+
     fn new_doc(peer: u64) -> LoroDoc {
         let doc = LoroDoc::new();
         doc.set_peer_id(peer).expect("loro peer id");
@@ -363,29 +380,7 @@ mod lo {
         const NAME: &'static str = "Loro (commit per txn)";
 
         fn replay(trace: &SeqTrace) -> LoroDoc {
-            let doc = new_doc(1);
-            let text = doc.get_text("text");
-            // The bytes of every update made, so none is optimised away.
-            let made = Arc::new(AtomicUsize::new(0));
-            let seen = Arc::clone(&made);
-            let sub = doc.subscribe_local_update(Box::new(move |u| {
-                seen.fetch_add(u.len(), Ordering::Relaxed);
-                true
-            }));
-            for txn in &trace.txns {
-                for p in txn {
-                    if p.del > 0 {
-                        text.delete(p.pos, p.del).expect("loro delete");
-                    }
-                    if !p.ins.is_empty() {
-                        text.insert(p.pos, &p.ins).expect("loro insert");
-                    }
-                }
-                doc.commit();
-            }
-            drop(sub);
-            black_box(made.load(Ordering::Relaxed));
-            doc
+            replay(trace, true)
         }
 
         fn content(doc: &LoroDoc) -> String {
@@ -626,23 +621,7 @@ mod wd {
         const NAME: &'static str = "weft Doc";
 
         fn replay(trace: &SeqTrace) -> Doc {
-            let mut doc = Doc::new(ReplicaId::new(1));
-            for txn in &trace.txns {
-                let update = doc.transact(|tx| {
-                    let mut t = tx.text("text")?;
-                    for p in txn {
-                        if p.del > 0 {
-                            t.delete(p.pos, p.del)?;
-                        }
-                        if !p.ins.is_empty() {
-                            t.insert(p.pos, &p.ins)?;
-                        }
-                    }
-                    Ok(())
-                });
-                black_box(update.expect("trace patches are in range"));
-            }
-            doc
+            weft_benches::doc_replay::replay(trace)
         }
 
         fn content(doc: &Doc) -> String {

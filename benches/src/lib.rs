@@ -2,6 +2,7 @@
 //! live-heap measurements) and a loader for the editing traces.
 
 pub mod alloc;
+pub mod doc_replay;
 pub mod orders;
 pub mod traces;
 

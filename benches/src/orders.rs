@@ -19,18 +19,7 @@ pub fn updates(trace: &ConcTrace, plan: &[Step]) -> Vec<(usize, Vec<u8>)> {
                 let doc = &mut docs[t.agent];
                 let before = doc.version().clone();
                 let u = doc
-                    .transact(|tx| {
-                        let mut text = tx.text("text")?;
-                        for p in &t.patches {
-                            if p.del > 0 {
-                                text.delete(p.pos, p.del)?;
-                            }
-                            if !p.ins.is_empty() {
-                                text.insert(p.pos, &p.ins)?;
-                            }
-                        }
-                        Ok(())
-                    })
+                    .transact(|tx| crate::doc_replay::apply_patches(tx, &t.patches))
                     .expect("trace patches are in range");
                 if doc.version() != &before {
                     made[txn] = Some(u);

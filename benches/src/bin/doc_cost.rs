@@ -12,9 +12,9 @@
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use weft_benches::orders;
 use weft_benches::traces::{self, SeqTrace};
-use weft_core::{Doc, ReplicaId, Text};
+use weft_benches::{doc_replay, orders};
+use weft_core::{ReplicaId, Text};
 
 fn text(trace: &SeqTrace) -> Duration {
     let t0 = Instant::now();
@@ -37,22 +37,7 @@ fn text(trace: &SeqTrace) -> Duration {
 
 fn doc(trace: &SeqTrace) -> Duration {
     let t0 = Instant::now();
-    let mut doc = Doc::new(ReplicaId::new(1));
-    for txn in &trace.txns {
-        let update = doc.transact(|tx| {
-            let mut t = tx.text("text")?;
-            for p in txn {
-                if p.del > 0 {
-                    t.delete(p.pos, p.del)?;
-                }
-                if !p.ins.is_empty() {
-                    t.insert(p.pos, &p.ins)?;
-                }
-            }
-            Ok(())
-        });
-        black_box(update.expect("trace patches are in range"));
-    }
+    let doc = doc_replay::replay(trace);
     let took = t0.elapsed();
     let content = doc.text("text").expect("a text").to_string();
     assert_eq!(content, trace.end_content);
