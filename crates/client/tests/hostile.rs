@@ -399,11 +399,14 @@ fn a_flood_of_updates_waiting_on_a_missing_dependency() {
         }))
         .await;
         let started = std::time::Instant::now();
-        let (client, doc, refused) =
-            attack(NAME, &path, ClientLimits::default(), &mut hostile, &[], 3).await;
+        // The count limit this test exercises (the default is far larger:
+        // room for a whole offline session delivered out of order).
+        let mut limits = ClientLimits::default();
+        limits.doc.max_pending_updates = 4_096;
+        let (client, doc, refused) = attack(NAME, &path, limits, &mut hostile, &[], 3).await;
         eprintln!("4,200 waiting updates processed in {:?}", started.elapsed());
 
-        // 4,096 wait (the default limit), stored; the other 104 are refused
+        // 4,096 wait (the limit set above), stored; the other 104 are refused
         // and reported, not stored; nothing of the writer is applied.
         assert_eq!(doc.read(|d| d.pending_updates()), 4_096);
         assert_eq!(doc.read(|d| d.counter("remote").unwrap()), 0);
@@ -611,8 +614,11 @@ fn a_presence_flood_of_100k_peers() {
             }
         }))
         .await;
-        let (client, doc, refused) =
-            attack(NAME, &path, ClientLimits::default(), &mut hostile, &[], 3).await;
+        // The count limit this test exercises (the default is far larger:
+        // room for a whole offline session delivered out of order).
+        let mut limits = ClientLimits::default();
+        limits.doc.max_pending_updates = 4_096;
+        let (client, doc, refused) = attack(NAME, &path, limits, &mut hostile, &[], 3).await;
         assert!(refused.is_empty());
         let peers: Vec<u64> = doc.peers().borrow().keys().map(|p| p.0).collect();
         assert_eq!(peers.len(), 1_024, "the default cap");
@@ -680,8 +686,11 @@ fn updates_claiming_the_clients_own_replica() {
             }
         }))
         .await;
-        let (client, doc, refused) =
-            attack(NAME, &path, ClientLimits::default(), &mut hostile, &[], 3).await;
+        // The count limit this test exercises (the default is far larger:
+        // room for a whole offline session delivered out of order).
+        let mut limits = ClientLimits::default();
+        limits.doc.max_pending_updates = 4_096;
+        let (client, doc, refused) = attack(NAME, &path, limits, &mut hostile, &[], 3).await;
         let codes: Vec<ErrorCode> = refused.iter().map(|(c, _, _)| *c).collect();
         assert_eq!(
             codes,

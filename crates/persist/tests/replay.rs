@@ -10,6 +10,7 @@ mod common;
 use common::edits;
 use rusqlite::Connection;
 use std::path::Path;
+use weft_core::doc::Limits;
 use weft_core::{Doc, DocError, ReplicaId};
 use weft_persist::{
     CompactionPolicy, Error, MemoryStore, Options, RecordKind, RecordRef, SqliteStore, Store,
@@ -77,8 +78,15 @@ fn loaded_documents_get_the_default_limits_back() {
     for u in &waiting[..4_096] {
         store.append("d", u).unwrap();
     }
-    let mut doc = store.load("d", ReplicaId::new(3)).unwrap().unwrap();
+    let doc = store.load("d", ReplicaId::new(3)).unwrap().unwrap();
     assert_eq!(doc.pending_updates(), 4_096);
+    assert_eq!(doc.limits(), &Limits::default());
+    // And they hold: with the count limit at what was loaded, one more
+    // waiting update is refused.
+    let mut doc = doc.with_limits(Limits {
+        max_pending_updates: 4_096,
+        ..Limits::default()
+    });
     assert!(matches!(
         doc.apply(&waiting[4_096]),
         Err(DocError::PendingFull { .. })
