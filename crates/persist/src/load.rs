@@ -304,6 +304,34 @@ fn corrupt(doc_id: &str, kind: RecordKind, seq: u64, reason: crate::RecordError)
     }
 }
 
+/// What a store's writer is handed for `updates` appended to `doc_id`: each
+/// checked ([`validate_doc_id`](crate::validate_doc_id), [`validate_update`])
+/// and owned, or the reason it is refused. Shared by every store's
+/// `append_many`.
+pub(crate) fn checked_appends<'a>(
+    doc_id: &'a str,
+    updates: &'a [&'a [u8]],
+) -> impl Iterator<Item = Result<(String, Vec<u8>)>> + 'a {
+    updates.iter().map(move |update| {
+        crate::validate_doc_id(doc_id)?;
+        validate_update(doc_id, update)?;
+        Ok((doc_id.to_owned(), update.to_vec()))
+    })
+}
+
+/// [`checked_appends`] for updates core already decoded and checked
+/// ([`weft_core::Update`]): their bytes are taken as they are. Shared by
+/// every store's `append_updates`.
+pub(crate) fn trusted_appends<'a>(
+    doc_id: &'a str,
+    updates: &'a [&'a weft_core::Update],
+) -> impl Iterator<Item = Result<(String, Vec<u8>)>> + 'a {
+    updates.iter().map(move |update| {
+        crate::validate_doc_id(doc_id)?;
+        Ok((doc_id.to_owned(), update.as_bytes().to_vec()))
+    })
+}
+
 /// Refuses bytes that are not a weft update before they are stored, so one
 /// bad append cannot make a document unloadable. Checked as a fresh
 /// document would take it with the default limits; the validating

@@ -50,7 +50,7 @@
 use crate::compaction::{prepare, CompactCommit, Plan};
 use crate::crypto::Cipher;
 use crate::error::RecordKind;
-use crate::load::{validate_update, verify, RawDoc, StoredDoc};
+use crate::load::{checked_appends, trusted_appends, verify, RawDoc, StoredDoc};
 use crate::record::RecordCodec;
 use crate::store::{Appended, CompactionReport, DocStats, Options, Store};
 use crate::{validate_doc_id, Error, Result};
@@ -61,7 +61,6 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc as tmpsc;
 use tokio_postgres::{Client, Config, NoTls};
-use weft_core::{Doc, ReplicaId};
 
 /// The schema version this build writes and the highest it opens.
 pub const PG_SCHEMA_VERSION: i32 = 1;
@@ -923,19 +922,13 @@ async fn commit_compaction(
 
 impl Store for PostgresStore {
     fn append(&self, doc_id: &str, update: &[u8]) -> Result<Appended> {
-        validate_doc_id(doc_id)?;
-        validate_update(doc_id, update)?;
-        self.append_all(std::iter::once(Ok((doc_id.to_owned(), update.to_vec()))))
+        self.append_all(checked_appends(doc_id, &[update]))
             .pop()
             .unwrap_or(Err(Error::Closed))
     }
 
     fn append_many(&self, doc_id: &str, updates: &[&[u8]]) -> Vec<Result<Appended>> {
-        self.append_all(updates.iter().map(|update| {
-            validate_doc_id(doc_id)?;
-            validate_update(doc_id, update)?;
-            Ok((doc_id.to_owned(), update.to_vec()))
-        }))
+        self.append_all(checked_appends(doc_id, updates))
     }
 
     fn append_updates(
@@ -943,10 +936,8 @@ impl Store for PostgresStore {
         doc_id: &str,
         updates: &[&weft_core::Update],
     ) -> Vec<Result<Appended>> {
-        self.append_all(updates.iter().map(|update| {
-            validate_doc_id(doc_id)?;
-            Ok((doc_id.to_owned(), update.as_bytes().to_vec()))
-        }))
+        // Checked when they were decoded: stored as they are.
+        self.append_all(trusted_appends(doc_id, updates))
     }
 
     fn read(&self, doc_id: &str) -> Result<Option<StoredDoc>> {
@@ -967,13 +958,6 @@ impl Store for PostgresStore {
             self.maybe_compact_doc(doc_id);
         }
         verify(&self.inner.shared.codec, doc_id, raw).map(Some)
-    }
-
-    fn load(&self, doc_id: &str, replica: ReplicaId) -> Result<Option<Doc>> {
-        match self.read(doc_id)? {
-            Some(stored) => stored.into_doc(doc_id, replica).map(Some),
-            None => Ok(None),
-        }
     }
 
     fn compact(&self, doc_id: &str) -> Result<Option<CompactionReport>> {

@@ -19,7 +19,7 @@ use crate::compaction::{prepare, CompactCommit, Compactor, Plan};
 use crate::crypto::Cipher;
 use crate::error::RecordKind;
 use crate::group_commit::{call, send, Command, Counters, Writer, WriterCtx};
-use crate::load::{validate_update, verify, RawDoc, StoredDoc};
+use crate::load::{checked_appends, trusted_appends, validate_update, verify, RawDoc, StoredDoc};
 use crate::record::RecordCodec;
 use crate::store::{Appended, CompactionReport, DocStats, Options, Store};
 use crate::{validate_doc_id, Error, Result};
@@ -736,11 +736,7 @@ impl Store for SqliteStore {
     }
 
     fn append_many(&self, doc_id: &str, updates: &[&[u8]]) -> Vec<Result<Appended>> {
-        self.append_all(updates.iter().map(|update| {
-            validate_doc_id(doc_id)?;
-            validate_update(doc_id, update)?;
-            Ok((doc_id.to_owned(), update.to_vec()))
-        }))
+        self.append_all(checked_appends(doc_id, updates))
     }
 
     fn append_updates(
@@ -749,10 +745,7 @@ impl Store for SqliteStore {
         updates: &[&weft_core::Update],
     ) -> Vec<Result<Appended>> {
         // Checked when they were decoded: stored as they are.
-        self.append_all(updates.iter().map(|update| {
-            validate_doc_id(doc_id)?;
-            Ok((doc_id.to_owned(), update.as_bytes().to_vec()))
-        }))
+        self.append_all(trusted_appends(doc_id, updates))
     }
 
     fn read(&self, doc_id: &str) -> Result<Option<StoredDoc>> {
