@@ -502,10 +502,11 @@ impl DocTask {
             },
         };
         sub.presence = state;
-        self.publish_presence(&frame);
+        let encoded = frame.encode();
+        self.publish_presence(&encoded);
         // A subscriber that cannot take presence now gets the full list
         // when it catches up.
-        self.fan_out(&Bytes::from(frame.encode()), Some(peer), None);
+        self.fan_out(&Bytes::from(encoded), Some(peer), None);
     }
 
     fn leave(&mut self, peer: PeerId) {
@@ -536,8 +537,9 @@ impl DocTask {
                 doc: self.id.clone(),
                 peers: vec![peer],
             };
-            self.publish_presence(&frame);
-            self.fan_out(&Bytes::from(frame.encode()), None, None);
+            let encoded = frame.encode();
+            self.publish_presence(&encoded);
+            self.fan_out(&Bytes::from(encoded), None, None);
         }
     }
 

@@ -20,13 +20,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::{oneshot, watch};
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
 use tokio_util::task::TaskTracker;
-use tracing::debug;
 use weft_protocol::{DocId, ErrorCode};
 
 use crate::admission::Admission;
@@ -34,7 +30,7 @@ use crate::connection;
 use crate::document::DocCmd;
 use crate::listener::Peer;
 use crate::state::Shared;
-use crate::ws::{self, FrameWatch, WatchLimits};
+use crate::ws::{self, WatchLimits};
 
 /// Everything the handlers need.
 #[derive(Clone, Debug)]
@@ -99,20 +95,14 @@ async fn ws(
         connections,
         ..
     } = app;
-    connections.spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(upgraded) => upgraded,
-            Err(e) => {
-                debug!(addr = %peer.addr, error = %e, "upgrade failed");
-                return;
-            }
-        };
-        peer.upgraded();
-        drop(peer);
-        let (io, verdict) = FrameWatch::new(TokioIo::new(upgraded), watch_limits);
-        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-        connection::serve(relay, socket, verdict, admitted, shutdown).await;
-    });
+    ws::serve_upgraded(
+        &connections,
+        peer,
+        on_upgrade,
+        watch_limits,
+        config,
+        move |socket, verdict| connection::serve(relay, socket, verdict, admitted, shutdown),
+    );
     response
 }
 

@@ -162,6 +162,7 @@ pub(crate) struct WatchLimits {
 }
 
 impl WatchLimits {
+    /// The limits of a weft connection: the first message is the `Hello`.
     pub(crate) fn new(limits: &ServerLimits) -> WatchLimits {
         WatchLimits {
             first_message: u64::from(limits.max_hello_bytes.min(limits.wire.max_frame_bytes)),
@@ -169,6 +170,42 @@ impl WatchLimits {
             message_timeout: limits.message_timeout,
         }
     }
+}
+
+/// Completes an accepted upgrade in a task on `connections`: waits for the
+/// upgraded stream, releases the peer's pending-socket slot, puts the
+/// stream behind a [`FrameWatch`] with `watch` and hands the WebSocket to
+/// `serve`. Every WebSocket endpoint goes through here.
+pub(crate) fn serve_upgraded<F, Fut>(
+    connections: &tokio_util::task::TaskTracker,
+    peer: crate::listener::Peer,
+    on_upgrade: OnUpgrade,
+    watch: WatchLimits,
+    config: WebSocketConfig,
+    serve: F,
+) where
+    F: FnOnce(Socket, Verdict) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    connections.spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                tracing::debug!(addr = %peer.addr, error = %e, "upgrade failed");
+                return;
+            }
+        };
+        peer.upgraded();
+        drop(peer);
+        let (io, verdict) = FrameWatch::new(TokioIo::new(upgraded), watch);
+        let socket = WebSocketStream::from_raw_socket(
+            io,
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            Some(config),
+        )
+        .await;
+        serve(socket, verdict).await;
+    });
 }
 
 /// Why [`FrameWatch`] stopped reading.

@@ -91,17 +91,10 @@ fn shard(doc: &str) -> u32 {
     crc32(doc.as_bytes()) % SHARDS
 }
 
+/// CRC-32 (IEEE) of `bytes`: the shard function, the same one the store's
+/// record checksums use.
 fn crc32(bytes: &[u8]) -> u32 {
-    // CRC-32 (IEEE), bitwise: small and only used for sharding.
-    let mut crc = !0u32;
-    for b in bytes {
-        crc ^= u32::from(*b);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    !crc
+    crc32fast::hash(bytes)
 }
 
 fn stream_key(shard: u32) -> String {

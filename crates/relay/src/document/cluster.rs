@@ -59,9 +59,9 @@ impl DocTask {
     }
 
     /// Publishes a presence frame of one of this node's clients.
-    pub(super) fn publish_presence(&self, frame: &Frame) {
+    pub(super) fn publish_presence(&self, encoded: &[u8]) {
         if let Some(bus) = self.state.cluster.as_ref().and_then(|c| c.bus.as_ref()) {
-            bus.publish_presence(&self.id, frame.encode());
+            bus.publish_presence(&self.id, encoded.to_vec());
         }
     }
 

@@ -38,18 +38,14 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
-use tracing::debug;
 use weft_protocol::DocId;
 
 use crate::auth::Grant;
 use crate::http::AppState;
 use crate::listener::Peer;
 use crate::state::Shared;
-use crate::ws::{self, FrameWatch, WatchLimits};
+use crate::ws::{self, WatchLimits};
 
 use room::RoomCmd;
 pub(crate) use room::RoomError;
@@ -192,8 +188,7 @@ async fn upgrade(
     // the same limit.
     let watch_limits = WatchLimits {
         first_message: u64::from(limits.wire.max_frame_bytes),
-        message: u64::from(limits.wire.max_frame_bytes),
-        message_timeout: limits.message_timeout,
+        ..WatchLimits::new(limits)
     };
     let AppState {
         relay,
@@ -202,23 +197,18 @@ async fn upgrade(
         ..
     } = app;
     let rooms = relay.yjs.clone();
-    connections.spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(upgraded) => upgraded,
-            Err(e) => {
-                debug!(addr = %peer.addr, error = %e, "upgrade failed");
-                return;
-            }
-        };
-        peer.upgraded();
-        drop(peer);
-        let (io, verdict) = FrameWatch::new(TokioIo::new(upgraded), watch_limits);
-        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-        conn::serve(
-            relay, rooms, socket, verdict, admitted, shutdown, doc, grant,
-        )
-        .await;
-    });
+    ws::serve_upgraded(
+        &connections,
+        peer,
+        on_upgrade,
+        watch_limits,
+        config,
+        move |socket, verdict| {
+            conn::serve(
+                relay, rooms, socket, verdict, admitted, shutdown, doc, grant,
+            )
+        },
+    );
     response
 }
 

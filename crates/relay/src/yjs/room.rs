@@ -560,7 +560,6 @@ impl Room {
                     }
                 }
                 Err(e) => {
-                    m::refused("invalid").increment(1);
                     refuse(&self.members, inc, close::INVALID, &e);
                 }
             }
