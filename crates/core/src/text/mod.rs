@@ -179,6 +179,22 @@ impl Text {
         } else {
             self.tree.span_at(cursor).item + cursor.offset - 1
         };
+        self.insert_at(replica, cursor, left, index, s, n)
+    }
+
+    /// Inserts `s` (`n` chars, already checked to fit) as `replica` at
+    /// `cursor` (visible index `index`), after item `left`: the op, the
+    /// document order, the visible text and the delta to ship. Shared by
+    /// [`Text::insert`] and the undo path's insert after a tombstone.
+    fn insert_at(
+        &mut self,
+        replica: ReplicaId,
+        cursor: tree::Cursor,
+        left: u32,
+        index: usize,
+        s: &str,
+        n: u32,
+    ) -> TextDelta {
         let right = self.tree.item_after(cursor);
         let r = self.ids.replica(replica);
         let seq = self.ids.replicas[r as usize].next + 1;

@@ -261,6 +261,10 @@ impl Rope {
     /// an index inside a char counts as that char's start.
     pub(super) fn convert(&self, from: Metric, index: usize, to: Metric) -> usize {
         let index = index.min(self.len(from));
+        if from == to {
+            // The common case (events in chars): nothing to look up.
+            return index;
+        }
         let (leaf, before) = self.find(from, index, true);
         let mut at = [before[0], before[1], before[2]];
         for c in self.leaves[leaf].text.chars() {

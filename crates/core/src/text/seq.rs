@@ -8,9 +8,9 @@
 //! clamps or skips ids it does not know, so none of it can panic on ids from
 //! a peer.
 
-use super::delta::{Content, Run, RunOp};
+use super::delta::{Content, RunOp};
 use super::ids::EntryKind;
-use super::span::{Span, NONE};
+use super::span::NONE;
 use super::tree::Cursor;
 use super::{Text, TextDelta};
 use crate::{Dot, ReplicaId};
@@ -260,31 +260,7 @@ impl Text {
         if n == 0 || n >= NONE - self.ids.items() {
             return (TextDelta::new(), index);
         }
-        let right = self.tree.item_after(cursor);
-        let r = self.ids.replica(replica);
-        let seq = self.ids.replicas[r as usize].next + 1;
-        let item = self.ids.push_insert(r, seq, n, (left, right), s);
-        self.tree.insert(
-            cursor,
-            Span {
-                item,
-                len: n,
-                origin_left: left,
-                origin_right: right,
-                deleted: false,
-            },
-        );
-        self.rope.insert(index, s);
-        let delta = TextDelta {
-            runs: vec![Run {
-                id: Dot::new(replica, seq),
-                op: RunOp::Insert {
-                    origin_left: self.ids.dot_opt(left),
-                    origin_right: self.ids.dot_cached(right),
-                    content: Content::Text(s.to_string()),
-                },
-            }],
-        };
+        let delta = self.insert_at(replica, cursor, left, index, s, n);
         (delta, index)
     }
 }

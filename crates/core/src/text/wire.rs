@@ -143,6 +143,16 @@ impl Encoder {
         i
     }
 
+    /// Bytes the encoder's buffers hold on to (their capacity).
+    fn retained_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.content.capacity()
+            + self.cols.iter().map(Vec::capacity).sum::<usize>()
+            + self.replicas.capacity() * size_of::<ReplicaId>()
+            + self.expected.capacity() * size_of::<u64>()
+            + self.index.capacity() * (size_of::<ReplicaId>() + size_of::<u32>())
+    }
+
     /// Empties the encoder, keeping its buffers for the next blob.
     fn reset(&mut self) {
         self.replicas.clear();
@@ -171,7 +181,7 @@ impl Encoder {
                 out.clear();
                 let r = f(enc, out);
                 // Keep the buffers, unless one blob made them large.
-                if out.capacity() > REUSE_MAX || enc.content.capacity() > REUSE_MAX {
+                if out.capacity() > REUSE_MAX || enc.retained_bytes() > REUSE_MAX {
                     *pair = Default::default();
                 }
                 r
