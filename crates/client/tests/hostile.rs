@@ -614,11 +614,8 @@ fn a_presence_flood_of_100k_peers() {
             }
         }))
         .await;
-        // The count limit this test exercises (the default is far larger:
-        // room for a whole offline session delivered out of order).
-        let mut limits = ClientLimits::default();
-        limits.doc.max_pending_updates = 4_096;
-        let (client, doc, refused) = attack(NAME, &path, limits, &mut hostile, &[], 3).await;
+        let (client, doc, refused) =
+            attack(NAME, &path, ClientLimits::default(), &mut hostile, &[], 3).await;
         assert!(refused.is_empty());
         let peers: Vec<u64> = doc.peers().borrow().keys().map(|p| p.0).collect();
         assert_eq!(peers.len(), 1_024, "the default cap");
@@ -686,11 +683,8 @@ fn updates_claiming_the_clients_own_replica() {
             }
         }))
         .await;
-        // The count limit this test exercises (the default is far larger:
-        // room for a whole offline session delivered out of order).
-        let mut limits = ClientLimits::default();
-        limits.doc.max_pending_updates = 4_096;
-        let (client, doc, refused) = attack(NAME, &path, limits, &mut hostile, &[], 3).await;
+        let (client, doc, refused) =
+            attack(NAME, &path, ClientLimits::default(), &mut hostile, &[], 3).await;
         let codes: Vec<ErrorCode> = refused.iter().map(|(c, _, _)| *c).collect();
         assert_eq!(
             codes,
