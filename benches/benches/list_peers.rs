@@ -106,20 +106,24 @@ mod y {
     use yrs::updates::decoder::Decode;
     use yrs::{Array, ArrayRef, Doc, Out, ReadTxn, StateVector, Transact, Update};
 
+    /// One scripted edit in one yrs transaction.
+    fn apply(arr: &ArrayRef, tx: &mut yrs::TransactionMut<'_>, e: &Edit) {
+        match *e {
+            Edit::Insert(at, v) => {
+                arr.insert(tx, at as u32, f64::from(v));
+            }
+            Edit::Delete(at) => arr.remove_range(tx, at as u32, 1),
+            Edit::Push(v) => {
+                arr.push_back(tx, f64::from(v));
+            }
+        }
+    }
+
     pub(crate) fn edits(script: &[Edit]) -> (Doc, ArrayRef) {
         let doc = Doc::new();
         let arr = doc.get_or_insert_array("l");
         for e in script {
-            let mut tx = doc.transact_mut();
-            match *e {
-                Edit::Insert(at, v) => {
-                    arr.insert(&mut tx, at as u32, f64::from(v));
-                }
-                Edit::Delete(at) => arr.remove_range(&mut tx, at as u32, 1),
-                Edit::Push(v) => {
-                    arr.push_back(&mut tx, f64::from(v));
-                }
-            }
+            apply(&arr, &mut doc.transact_mut(), e);
         }
         (doc, arr)
     }
@@ -157,18 +161,7 @@ mod y {
         });
         mgr.expand_scope(&doc, &arr);
         for e in script {
-            {
-                let mut tx = doc.transact_mut();
-                match *e {
-                    Edit::Insert(at, v) => {
-                        arr.insert(&mut tx, at as u32, f64::from(v));
-                    }
-                    Edit::Delete(at) => arr.remove_range(&mut tx, at as u32, 1),
-                    Edit::Push(v) => {
-                        arr.push_back(&mut tx, f64::from(v));
-                    }
-                }
-            }
+            apply(&arr, &mut doc.transact_mut(), e);
             mgr.reset();
         }
         while mgr.undo_blocking() {}

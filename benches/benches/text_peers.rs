@@ -550,20 +550,7 @@ mod wf {
         const NAME: &'static str = "weft";
 
         fn replay(trace: &SeqTrace) -> Text {
-            let mut t = Text::new();
-            let r = ReplicaId::new(1);
-            for txn in &trace.txns {
-                for p in txn {
-                    // The delta a real editor would ship is made and dropped.
-                    if p.del > 0 {
-                        black_box(t.delete(r, p.pos, p.del));
-                    }
-                    if !p.ins.is_empty() {
-                        black_box(t.insert(r, p.pos, &p.ins));
-                    }
-                }
-            }
-            t
+            weft_benches::doc_replay::replay_text(trace)
         }
 
         fn content(doc: &Text) -> String {

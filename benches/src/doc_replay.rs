@@ -1,10 +1,11 @@
-//! Editing traces through `Doc`, the way an editor embedding weft drives it:
-//! one transaction per trace transaction, each returning its update.
+//! Editing traces replayed by weft as an editor drives it: through `Doc`
+//! (one transaction per trace transaction, each returning its update) and
+//! through a raw `Text` (one call per patch, each delta made and dropped).
 
 use crate::traces::{Patch, SeqTrace};
 use std::hint::black_box;
 use weft_core::doc::Transaction;
-use weft_core::{Doc, DocError, ReplicaId};
+use weft_core::{Doc, DocError, ReplicaId, Text};
 
 /// One trace transaction's patches as edits of the text named `"text"`.
 pub fn apply_patches(tx: &mut Transaction<'_>, patches: &[Patch]) -> Result<(), DocError> {
@@ -29,4 +30,22 @@ pub fn replay(trace: &SeqTrace) -> Doc {
         black_box(update.expect("trace patches are in range"));
     }
     doc
+}
+
+/// A sequential trace replayed as raw `Text` edits by one replica; the
+/// delta a real editor would ship is made and dropped.
+pub fn replay_text(trace: &SeqTrace) -> Text {
+    let mut t = Text::new();
+    let r = ReplicaId::new(1);
+    for txn in &trace.txns {
+        for p in txn {
+            if p.del > 0 {
+                black_box(t.delete(r, p.pos, p.del));
+            }
+            if !p.ins.is_empty() {
+                black_box(t.insert(r, p.pos, &p.ins));
+            }
+        }
+    }
+    t
 }

@@ -10,26 +10,13 @@
 //! `cargo run --profile bench -p weft-benches --bin doc_cost [filter]`
 //! (also the binary to profile: `perf record -g target/release/doc_cost`).
 
-use std::hint::black_box;
 use std::time::{Duration, Instant};
 use weft_benches::traces::{self, SeqTrace};
 use weft_benches::{doc_replay, orders};
-use weft_core::{ReplicaId, Text};
 
 fn text(trace: &SeqTrace) -> Duration {
     let t0 = Instant::now();
-    let mut t = Text::new();
-    let r = ReplicaId::new(1);
-    for txn in &trace.txns {
-        for p in txn {
-            if p.del > 0 {
-                black_box(t.delete(r, p.pos, p.del));
-            }
-            if !p.ins.is_empty() {
-                black_box(t.insert(r, p.pos, &p.ins));
-            }
-        }
-    }
+    let t = doc_replay::replay_text(trace);
     let took = t0.elapsed();
     assert_eq!(t.len(), trace.end_content.chars().count());
     took
