@@ -158,7 +158,7 @@ impl Session {
         let mut connection = self.client.connection();
         let mut dirty = true;
         loop {
-            if self.changed.swap(false, Ordering::AcqRel) {
+            if self.changed.load(Ordering::Acquire) {
                 self.refresh_text();
                 dirty = true;
             }
@@ -199,7 +199,7 @@ impl Session {
         // Edits are char indexes into the text this buffer shows: take any
         // remote change first, so the index means the same in the document
         // (otherwise a key typed just after a remote edit lands elsewhere).
-        if self.changed.swap(false, Ordering::AcqRel) {
+        if self.changed.load(Ordering::Acquire) {
             self.refresh_text();
         }
         match self.buffer.handle(key, page) {
@@ -247,6 +247,10 @@ impl Session {
     /// Takes the document's text, the cursor moved with the change
     /// ([`Buffer::take_text`]).
     fn refresh_text(&mut self) {
+        // Cleared before reading: whatever changes after this is read on
+        // the next turn, and the change this read includes (a local edit's
+        // own event among them) is not read twice.
+        self.changed.store(false, Ordering::Release);
         let text = self
             .doc
             .read(|d| d.text(TEXT).map(|t| t.to_string()).unwrap_or_default());
