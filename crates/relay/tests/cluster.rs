@@ -19,7 +19,6 @@ mod common;
 mod services;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -56,17 +55,7 @@ impl Node {
             cmd.arg("--insecure-no-auth");
         }
         let mut child = cmd.spawn().expect("spawn weft-relay");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read address");
-        let addr = line
-            .trim()
-            .strip_prefix("weft-relay listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("address");
+        let addr = common::listening(&mut child);
         Node { child, addr }
     }
 

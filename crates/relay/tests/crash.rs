@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,17 +20,7 @@ fn start(data: &std::path::Path) -> (Child, SocketAddr) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn weft-relay");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read address");
-    let addr = line
-        .trim()
-        .strip_prefix("weft-relay listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .expect("address");
+    let addr = common::listening(&mut child);
     (child, addr)
 }
 

@@ -2,11 +2,13 @@
 //! directory refuses to start with a clear error, and a lock left by a
 //! relay killed with SIGKILL never blocks the next start.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
+use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
+use common::listening;
 
 fn spawn(data: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_weft-relay"))
@@ -17,20 +19,6 @@ fn spawn(data: &Path) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn weft-relay")
-}
-
-/// Waits for the "listening" line of a relay that must start.
-fn listening(child: &mut Child) -> SocketAddr {
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read address");
-    line.trim()
-        .strip_prefix("weft-relay listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .expect("address")
 }
 
 /// Waits (bounded) for a relay that must refuse to start; its stderr.

@@ -18,6 +18,22 @@ pub mod hostile;
 /// Every wait in these tests gives up after this long.
 pub const WAIT: Duration = Duration::from_secs(15);
 
+/// The address a relay started with piped stdout prints first
+/// ("weft-relay listening on ADDR"); panics with the line if it is not that.
+pub fn listening(child: &mut std::process::Child) -> SocketAddr {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read address");
+    line.trim()
+        .strip_prefix("weft-relay listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .expect("address")
+}
+
 pub struct TestClient {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub peer: Option<PeerId>,
