@@ -53,6 +53,19 @@ pub fn encode<T: Encode>(value: &T) -> Vec<u8> {
     postcard::to_extend(value, header()).unwrap_or_else(|_| header())
 }
 
+/// Encodes `view`, a borrowed value that serializes exactly as a `T`,
+/// with `T`'s header: saving a large value without cloning it first.
+pub(crate) fn encode_view<T: Encode>(view: &impl Serialize) -> Vec<u8> {
+    let header = || {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(&MAGIC);
+        out.push(FORMAT_VERSION);
+        out.push(T::KIND);
+        out
+    };
+    postcard::to_extend(view, header()).unwrap_or_else(|_| header())
+}
+
 /// A buffer holding the weft header of `T`, with room for `capacity` more
 /// bytes (for encoders that write their body piece by piece).
 pub(crate) fn header<T: Encode>(capacity: usize) -> Vec<u8> {

@@ -1296,15 +1296,26 @@ async fn per_connection_and_per_address_limits_hold() {
 
 // ----- held: slow readers ----------------------------------------------------------
 
-/// Memory bound of the slow-reader test. The flood grows the document until
-/// the stalled reader's kernel buffers are full (~3 MB of text); measured,
-/// the relay holds ~10 MiB idle and ~8-10 MiB of resident memory per MB of
-/// incompressible text it stored this way (the document, the store's
-/// compaction, allocator slack). The reader's own queue is capped at 64 KiB
-/// plus one catch-up diff. 96 MiB covers that with margin; a relay that
-/// kept queueing the ~750 fan-out frames per second for a reader that never
-/// reads would pass it within the test.
-const SLOW_READER_MIB: f64 = 96.0;
+/// Memory bound of the slow-reader tests, for a flood that stored
+/// `updates` updates of [`FLOOD_UPDATE_CHARS`] incompressible characters.
+/// The flood runs until the relay cuts the reader off, so how much it
+/// stores depends on the machine's speed (~1,500 updates, ~6 MB, here);
+/// the bound grows with it. Measured (massif and `/proc`): the relay holds
+/// ~10 MiB idle; its heap peaks near 11 bytes per stored character (the
+/// live document ~4.5: text, tombstone index, item-to-chunk map; the
+/// store's compaction replays a second copy and encodes its snapshot);
+/// glibc's per-thread arenas keep up to ~1.4× that resident: ~16 MiB per
+/// MB stored, plus the idle relay and its threads' stacks. The reader's
+/// own queue is capped at 64 KiB plus one catch-up diff (that it is cut
+/// off at all is checked by the flood itself). A relay that kept another
+/// copy of the document for the stalled reader exceeds the bound.
+fn slow_reader_mib(updates: u64) -> f64 {
+    let stored_mb = (updates * FLOOD_UPDATE_CHARS as u64) as f64 / 1e6;
+    16.0 + 16.0 * stored_mb
+}
+
+/// Characters of each flood update.
+const FLOOD_UPDATE_CHARS: usize = 4000;
 
 /// Flags of the slow-reader tests: a 64 KiB queue per reader, one second
 /// of grace, no update rate limit for the writer.
@@ -1324,7 +1335,7 @@ const SLOW_READER_FLAGS: &[&str] = &[
 /// updates (all acked and recorded) until the relay has cut the reader off
 /// (its connection no longer counted). Returns the reader, its local port
 /// and when the cut-off was seen.
-async fn stall_a_reader(scene: &mut Scene) -> (TestClient, u16, Instant) {
+async fn stall_a_reader(scene: &mut Scene) -> (TestClient, u16, Instant, u64) {
     let addr = scene.addr();
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
@@ -1355,7 +1366,7 @@ async fn stall_a_reader(scene: &mut Scene) -> (TestClient, u16, Instant) {
     let mut i = 0u64;
     let cut_off = loop {
         i += 1;
-        let (seq, u) = writer.edit(&noise(4000, i)).await;
+        let (seq, u) = writer.edit(&noise(FLOOD_UPDATE_CHARS, i)).await;
         pending.insert(seq, u);
         while let Some(f) = writer.c.try_recv(Duration::ZERO).await {
             match f {
@@ -1387,7 +1398,7 @@ async fn stall_a_reader(scene: &mut Scene) -> (TestClient, u16, Instant) {
         "stalled reader cut off after {i} updates, {:?}",
         cut_off - started
     );
-    (slow, reader_port, cut_off)
+    (slow, reader_port, cut_off, i)
 }
 
 /// Reads a cut-off reader to its end: frames, perhaps `SlowConsumer`
@@ -1415,10 +1426,10 @@ async fn read_to_the_end(slow: &mut TestClient) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_stops_reading_is_cut_off_with_slow_consumer() {
     let mut scene = Scene::start("held: slow consumer", SLOW_READER_FLAGS).await;
-    let (mut slow, _, _) = stall_a_reader(&mut scene).await;
+    let (mut slow, _, _, updates) = stall_a_reader(&mut scene).await;
     read_to_the_end(&mut slow).await;
     drop(slow);
-    scene.finish(SLOW_READER_MIB).await;
+    scene.finish(slow_reader_mib(updates)).await;
 }
 
 /// How long after the relay cut a stalled reader off it may still hold
@@ -1429,7 +1440,7 @@ const SOCKET_RELEASED_WITHIN: Duration = Duration::from_secs(8);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_off_reader_that_never_reads_does_not_keep_its_socket() {
     let mut scene = Scene::start("held: cut-off reader's socket", SLOW_READER_FLAGS).await;
-    let (mut slow, reader_port, cut_off) = stall_a_reader(&mut scene).await;
+    let (mut slow, reader_port, cut_off, updates) = stall_a_reader(&mut scene).await;
     // The relay lets go of the socket although the reader still does not
     // read: a writer blocked on it must not keep it (and its kernel send
     // buffer) for as long as the peer likes, uncounted by
@@ -1449,7 +1460,7 @@ async fn a_cut_off_reader_that_never_reads_does_not_keep_its_socket() {
     }
     read_to_the_end(&mut slow).await;
     drop(slow);
-    scene.finish(SLOW_READER_MIB).await;
+    scene.finish(slow_reader_mib(updates)).await;
 }
 
 // ----- held: durability across SIGKILL -----------------------------------------

@@ -149,7 +149,7 @@ impl Pending {
     }
 
     /// The waiting bodies, by arrival.
-    pub(crate) fn bodies(&self) -> impl Iterator<Item = &UpdateBody> {
+    pub(crate) fn bodies(&self) -> impl ExactSizeIterator<Item = &UpdateBody> {
         self.entries.values().map(|e| &*e.body)
     }
 }

@@ -237,6 +237,34 @@ impl Encode for SnapshotBody {
     const NAME: &'static str = "Snapshot";
 }
 
+/// A whole document, borrowed: serializes exactly as the [`SnapshotBody`]
+/// of the same content (a map serializes as the sequence of its pairs), so
+/// [`Doc::save`](super::Doc::save) writes a snapshot without first cloning
+/// every value into one (a second copy of the document at its peak).
+#[derive(Serialize)]
+pub(crate) struct SnapshotView<'a, P: Serialize> {
+    pub(crate) version: &'a VersionVector,
+    pub(crate) values: &'a BTreeMap<Path, Value>,
+    pub(crate) touches: &'a BTreeMap<Path, Touches>,
+    pub(crate) pending: P,
+}
+
+/// A sequence serialized from an iterator that knows its length.
+pub(crate) struct SeqOf<I>(pub(crate) std::cell::Cell<Option<I>>);
+
+impl<I> Serialize for SeqOf<I>
+where
+    I: ExactSizeIterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.take() {
+            Some(items) => s.collect_seq(items),
+            None => Err(serde::ser::Error::custom("sequence serialized twice")),
+        }
+    }
+}
+
 /// A document update that has been decoded and checked once, carrying its
 /// bytes: what stores, frames and outboxes pass on without decoding again.
 ///

@@ -838,7 +838,7 @@ impl Scene {
         let m = self.relay.memory();
         if m.rss_mib > bound_mib || m.hwm_mib > bound_mib {
             self.problems.push(format!(
-                "relay memory VmRSS {:.1} MiB / VmHWM {:.1} MiB over the bound {bound_mib} MiB",
+                "relay memory VmRSS {:.1} MiB / VmHWM {:.1} MiB over the bound {bound_mib:.1} MiB",
                 m.rss_mib, m.hwm_mib
             ));
         }
@@ -863,7 +863,7 @@ impl Scene {
         self.relay.restart().await;
         self.ledger.verify(self.relay.addr).await;
         eprintln!(
-            "{}: {:.1?}; bystander {} acks, worst ack {:.1?}; relay VmRSS {:.1} MiB, VmHWM {:.1} MiB (bound {bound_mib} MiB); {} acked updates present after {}",
+            "{}: {:.1?}; bystander {} acks, worst ack {:.1?}; relay VmRSS {:.1} MiB, VmHWM {:.1} MiB (bound {bound_mib:.1} MiB); {} acked updates present after {}",
             self.name,
             self.started.elapsed(),
             acks,
