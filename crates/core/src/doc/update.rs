@@ -7,10 +7,10 @@
 
 use super::path::{Kind, Path};
 use super::touches::{validate_runs, Run, Touches};
-use super::value::{Value, ValueDelta};
+use super::value::{Elem, Value, ValueDelta};
 use super::Limits;
 use crate::codec::{self, kind, Encode};
-use crate::{DecodeError, DocError, ReplicaId, VersionVector};
+use crate::{DecodeError, DocError, Dot, ReplicaId, VersionVector};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -69,6 +69,14 @@ fn kind_fits(path: &Path, found: Kind) -> bool {
         None => found == Kind::Map,
         Some(k) => k == found,
     }
+}
+
+/// Checks the nested elements a list value or delta carries at `path`.
+fn check_list_values<'a>(
+    path: &Path,
+    mut values: impl Iterator<Item = (Dot, &'a Elem)>,
+) -> Result<(), DecodeError> {
+    values.try_for_each(|(_, e)| e.validate(path))
 }
 
 /// Checks that every counter of `v` is at most [`MAX_COUNTER`].
@@ -180,6 +188,9 @@ impl UpdateBody {
                     "update change does not fit its path's kind",
                 ));
             }
+            if let ValueDelta::List(d) = delta {
+                check_list_values(path, d.values_by_id())?;
+            }
         }
         for (path, replica, runs) in &self.touches {
             path.validate()?;
@@ -209,6 +220,9 @@ impl SnapshotBody {
                 return Err(DecodeError::Invalid(
                     "snapshot value does not fit its path's kind",
                 ));
+            }
+            if let Value::List(list) = value {
+                check_list_values(path, list.values_by_id())?;
             }
         }
         if self.touches.windows(2).any(|w| w[0].0 >= w[1].0) {
@@ -394,5 +408,59 @@ impl fmt::Debug for Update {
             .field("from", self.from())
             .field("to", self.to())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::path::{MAX_DEPTH, MAX_KEY_BYTES};
+    use crate::Doc;
+
+    /// A doc update whose list's nested element `forge` rewrites.
+    fn forged(forge: impl Fn(&mut String)) -> Vec<u8> {
+        let mut a = Doc::new(ReplicaId::new(1));
+        let bytes = a
+            .transact(|tx| tx.list("todo")?.push_map()?.put("title", "x"))
+            .unwrap();
+        let mut body: UpdateBody = codec::decode(&bytes).unwrap();
+        let mut forged_one = false;
+        for (_, delta) in &mut body.changes {
+            if let ValueDelta::List(d) = delta {
+                for e in d.values_mut() {
+                    if let Elem::Nested { key, .. } = e {
+                        forge(key);
+                        forged_one = true;
+                    }
+                }
+            }
+        }
+        assert!(forged_one, "the update carries a nested element");
+        codec::encode(&body)
+    }
+
+    /// A nested list element must lie within the path limits; anything
+    /// else is refused with a decode error before it touches the document.
+    #[test]
+    fn nested_list_elements_are_checked() {
+        let honest = forged(|_| {});
+        Doc::new(ReplicaId::new(2)).apply(&honest).unwrap();
+        // A nested element of a list at the depth limit would live below it.
+        let mut deep = Path::root();
+        for i in 0..MAX_DEPTH - 1 {
+            deep = deep.child(i.to_string(), Kind::Map);
+        }
+        let list = deep.child("l", Kind::List);
+        let nested = Elem::Nested {
+            kind: Kind::Map,
+            key: "k".into(),
+        };
+        assert!(nested.validate(&list).is_err());
+        assert!(Elem::Scalar(Default::default()).validate(&list).is_ok());
+        let mut b = Doc::new(ReplicaId::new(2));
+        let long = forged(|k| k.push_str(&"z".repeat(MAX_KEY_BYTES)));
+        let err = b.apply(&long).unwrap_err();
+        assert!(matches!(err, DocError::Decode(_)), "{err:?}");
+        assert!(b.version().is_empty(), "nothing applied");
     }
 }

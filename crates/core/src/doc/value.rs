@@ -4,9 +4,9 @@
 //! belong together; the document never applies a delta to a value of
 //! another kind (updates are checked before anything is applied).
 
-use super::path::{Kind, Path};
-use crate::DocError;
+use super::path::{Kind, Path, MAX_DEPTH, MAX_KEY_BYTES};
 use crate::{Crdt, LwwMap, LwwRegister, MvRegister, OrSet, OrSetDelta, PnCounter, Text, TextDelta};
+use crate::{DecodeError, DocError};
 use crate::{List, ListDelta, ListOp, TextOp, VersionVector};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -71,6 +71,30 @@ pub(crate) enum Value {
 pub(crate) enum Elem {
     Scalar(Bytes),
     Nested { kind: Kind, key: String },
+}
+
+impl Elem {
+    /// Checks a received element of the list at `list`: a nested value
+    /// must fit the path limits (its path is `list` plus its key), so a
+    /// peer cannot plant a value no local edit could reach or make. Keys
+    /// are not tied to the inserting replica: undo restores a deleted
+    /// element by inserting its value, key and all, again.
+    pub(crate) fn validate(&self, list: &Path) -> Result<(), DecodeError> {
+        let Elem::Nested { key, .. } = self else {
+            return Ok(());
+        };
+        if list.steps().len() >= MAX_DEPTH {
+            return Err(DecodeError::Invalid(
+                "nested list value deeper than the limit",
+            ));
+        }
+        if key.len() > MAX_KEY_BYTES {
+            return Err(DecodeError::Invalid(
+                "nested list value key longer than the limit",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A change to one [`Value`].

@@ -327,8 +327,8 @@ impl<T: Clone> List<T> {
     /// Applies `delta` like [`Crdt::apply`] and returns how the visible
     /// list changed, over the old list.
     pub fn apply_with_events(&mut self, delta: &ListDelta<T>) -> Vec<ListOp<T>> {
-        self.store_items(delta);
         let ops = self.seq.apply_with_events(&delta.seq);
+        self.store_items(delta);
         let mut out = Vec::with_capacity(ops.len());
         let mut at = 0usize; // position in the new list
         for op in ops {
@@ -354,20 +354,30 @@ impl<T: Clone> List<T> {
         out
     }
 
-    /// Records the values `delta` carries (first received wins).
+    /// Records the values `delta` carries for the inserts its sequence
+    /// accepted, applied or buffered (first received wins); called after
+    /// the sequence took the delta, so a refused run leaves no value.
     fn store_items(&mut self, delta: &ListDelta<T>) {
         let mut values = delta.items.iter();
         for (first, len, content) in delta.seq.insert_runs() {
             if !content {
                 continue;
             }
+            let held = self.seq.holds_insert(first);
             for k in 0..len {
                 let Some(v) = values.next() else { return };
-                self.items
-                    .entry(Dot::new(first.replica, first.counter + k))
-                    .or_insert_with(|| v.clone());
+                if held {
+                    self.items
+                        .entry(Dot::new(first.replica, first.counter + k))
+                        .or_insert_with(|| v.clone());
+                }
             }
         }
+    }
+
+    /// Every value the list holds, with the id of its element.
+    pub(crate) fn values_by_id(&self) -> impl Iterator<Item = (Dot, &T)> + '_ {
+        self.items.iter().map(|(id, v)| (*id, v))
     }
 
     /// The value of element `id`, visible or deleted (deleted values are
@@ -402,6 +412,23 @@ impl<T: Clone> List<T> {
 }
 
 impl<T> ListDelta<T> {
+    /// Each value the delta carries, with the id of its element.
+    pub(crate) fn values_by_id(&self) -> impl Iterator<Item = (Dot, &T)> + '_ {
+        self.seq
+            .insert_runs()
+            .filter(|(_, _, content)| *content)
+            .flat_map(|(first, len, _)| {
+                (0..len).map(move |k| Dot::new(first.replica, first.counter.saturating_add(k)))
+            })
+            .zip(&self.items)
+    }
+
+    /// The values, to forge what a peer could send.
+    #[cfg(test)]
+    pub(crate) fn values_mut(&mut self) -> &mut Vec<T> {
+        &mut self.items
+    }
+
     /// Whether the delta carries no op.
     ///
     /// ```
@@ -466,8 +493,8 @@ where
     }
 
     fn apply(&mut self, delta: &ListDelta<T>) {
-        self.store_items(delta);
         self.seq.apply(&delta.seq);
+        self.store_items(delta);
     }
 
     fn version(&self) -> VersionVector {
@@ -616,5 +643,30 @@ mod tests {
         let mut v = vec![1, 2, 3];
         ListOp::apply_all(&ops, &mut v);
         assert_eq!(v, a.to_vec());
+    }
+
+    /// A run the sequence refuses (its origin names a delete op, not an
+    /// element) leaves no value behind: the honest run of the same id that
+    /// arrives later shows its own value, as on replicas that never saw
+    /// the forged one.
+    #[test]
+    fn a_refused_run_leaves_no_value_for_a_later_honest_run() {
+        let (ra, rb) = (r(1), r(2));
+        let mut a: List<u32> = List::new();
+        a.insert(ra, 0, [1]);
+        a.delete(ra, 0, 1); // op ra:2 deletes; it is not an element
+        let forged = ListDelta {
+            seq: TextDelta::insert_run(Dot::new(rb, 1), Some(Dot::new(ra, 2)), None, "\u{1}"),
+            items: vec![99],
+        };
+        let mut b = a.clone();
+        b.apply(&forged);
+        assert_eq!(b.to_vec(), Vec::<u32>::new());
+        let mut writer = a.clone();
+        let honest = writer.insert(rb, 0, [7]);
+        b.apply(&honest);
+        a.apply(&honest);
+        assert_eq!(b.to_vec(), [7]);
+        assert_eq!(a, b);
     }
 }

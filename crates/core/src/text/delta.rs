@@ -220,6 +220,27 @@ impl<'a> RunRef<'a> {
 }
 
 impl TextDelta {
+    /// One insert run with the given id and origins (tests build runs a
+    /// peer could send but no local edit makes).
+    #[cfg(test)]
+    pub(crate) fn insert_run(
+        id: Dot,
+        origin_left: Option<Dot>,
+        origin_right: Option<Dot>,
+        text: &str,
+    ) -> TextDelta {
+        TextDelta {
+            runs: vec![Run {
+                id,
+                op: RunOp::Insert {
+                    origin_left,
+                    origin_right,
+                    content: Content::Text(text.to_string()),
+                },
+            }],
+        }
+    }
+
     /// The empty delta.
     ///
     /// ```

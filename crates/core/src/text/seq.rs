@@ -63,6 +63,22 @@ impl Text {
         (start..end).filter_map(|i| self.dot_at(i)).collect()
     }
 
+    /// Whether the insert `id` is integrated or buffered here (what a list
+    /// needs before it keeps the value a delta carries for `id`: a run the
+    /// sequence refused must not leave a value behind for a later, honest
+    /// run of the same id).
+    pub(crate) fn holds_insert(&self, id: Dot) -> bool {
+        if self.ids.item(Some(id)).is_ok() {
+            return true;
+        }
+        self.pending_runs().any(|run| {
+            matches!(run.op, RunOp::Insert { .. })
+                && run.id.replica == id.replica
+                && run.id.counter <= id.counter
+                && id.counter - run.id.counter < run.len()
+        })
+    }
+
     /// Where the character `dot` is: visible characters before it, and
     /// whether it is visible. `None` if it was never received.
     pub(crate) fn locate_dot(&self, dot: Dot) -> Option<(usize, bool)> {
