@@ -130,6 +130,15 @@ async fn deadline<T>(
     }
 }
 
+/// Column `i` of `row`: a typed error, not a panic, when the database
+/// holds something else (a schema changed under the store, damage).
+fn col<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a tokio_postgres::Row,
+    i: usize,
+) -> Result<T> {
+    row.try_get(i).map_err(pg("read column"))
+}
+
 /// `u64` bookkeeping from a `BIGINT` column (never negative when written
 /// by this crate; a negative one is damage).
 fn to_u64(doc_id: &str, v: i64) -> Result<u64> {
@@ -255,7 +264,7 @@ async fn init_or_check(client: &mut Client, options: &Options) -> Result<RecordC
     )
     .await?;
     let (version, cipher_name, key_check): (i32, String, Option<Vec<u8>>) = match row {
-        Some(r) => (r.get(0), r.get(1), r.get(2)),
+        Some(r) => (col(&r, 0)?, col(&r, 1)?, col(&r, 2)?),
         None => {
             deadline("open: create schema", tx.batch_execute(SCHEMA_V1)).await?;
             let (cipher_name, check) = match &options.encryption {
@@ -566,13 +575,44 @@ async fn commit_batch(shared: &Arc<Shared>, client: &mut Client, batch: Vec<Writ
     }
 }
 
-/// The statements of one batch, in one transaction.
+impl Op {
+    fn doc_id(&self) -> &str {
+        match self {
+            Op::Append { doc_id, .. } | Op::Delete { doc_id } => doc_id,
+        }
+    }
+}
+
+/// The statements of one batch, in one transaction; the results in the
+/// order of `ops`.
+///
+/// The batch locks each document's `weft_docs` row as it writes it. Two
+/// nodes committing batches that touch the same documents in opposite
+/// orders would each wait for the other's row (a deadlock PostgreSQL
+/// breaks by failing one batch), so every batch writes its documents in
+/// one global order (by name), each document's writes in arrival order.
 async fn run_ops(shared: &Shared, client: &mut Client, ops: &[Op]) -> Result<Vec<Done>> {
+    let mut order: Vec<usize> = (0..ops.len()).collect();
+    order.sort_by(|&a, &b| ops[a].doc_id().cmp(ops[b].doc_id()));
+    let sorted: Vec<&Op> = order.iter().map(|&i| &ops[i]).collect();
+    let done = run_sorted(shared, client, &sorted).await?;
+    let mut by_arrival: Vec<Option<Done>> = (0..ops.len()).map(|_| None).collect();
+    for (&i, d) in order.iter().zip(done) {
+        by_arrival[i] = Some(d);
+    }
+    by_arrival
+        .into_iter()
+        .map(|d| d.ok_or(Error::Closed))
+        .collect()
+}
+
+/// [`run_ops`] on ops already in lock order.
+async fn run_sorted(shared: &Shared, client: &mut Client, ops: &[&Op]) -> Result<Vec<Done>> {
     let tx = deadline("append: begin", client.transaction()).await?;
     let mut done = Vec::with_capacity(ops.len());
     let mut i = 0;
     while i < ops.len() {
-        match &ops[i] {
+        match ops[i] {
             Op::Delete { doc_id } => {
                 done.push(Done::Deleted(delete_in(&tx, doc_id).await?));
                 i += 1;
@@ -580,7 +620,7 @@ async fn run_ops(shared: &Shared, client: &mut Client, ops: &[Op]) -> Result<Vec
             Op::Append { doc_id, .. } => {
                 // Consecutive appends to one document share its statements.
                 let mut group: Vec<&[u8]> = Vec::new();
-                while let Some(Op::Append { doc_id: d, update }) = ops.get(i) {
+                while let Some(Op::Append { doc_id: d, update }) = ops.get(i).copied() {
                     if d != doc_id {
                         break;
                     }
@@ -600,10 +640,10 @@ async fn run_ops(shared: &Shared, client: &mut Client, ops: &[Op]) -> Result<Vec
                     ),
                 )
                 .await?;
-                let key: i64 = row.get(0);
-                let first = to_u64(doc_id, row.get(1))?;
-                let count_before = to_u64(doc_id, row.get(2))?;
-                let mut bytes = to_u64(doc_id, row.get(3))?;
+                let key: i64 = col(&row, 0)?;
+                let first = to_u64(doc_id, col(&row, 1)?)?;
+                let count_before = to_u64(doc_id, col(&row, 2)?)?;
+                let mut bytes = to_u64(doc_id, col(&row, 3)?)?;
                 let mut seqs = Vec::with_capacity(group.len());
                 let mut records = Vec::with_capacity(group.len());
                 for (j, update) in group.iter().enumerate() {
@@ -685,7 +725,7 @@ async fn delete_in(tx: &tokio_postgres::Transaction<'_>, doc_id: &str) -> Result
     )
     .await?;
     let Some(row) = row else { return Ok(false) };
-    let key: i64 = row.get(0);
+    let key: i64 = col(&row, 0)?;
     deadline(
         "delete document",
         tx.execute("DELETE FROM weft_log WHERE doc = $1", &[&key]),
@@ -747,10 +787,10 @@ async fn read_raw_in(client: &mut Client, doc_id: &str) -> Result<Option<RawDoc>
         deadline(ctx, tx.commit()).await?;
         return Ok(None);
     };
-    let key: i64 = row.get(0);
-    let next_seq = to_u64(doc_id, row.get(1))?;
-    let snapshot_seq = to_u64(doc_id, row.get(2))?;
-    let log_count = to_u64(doc_id, row.get(3))?;
+    let key: i64 = col(&row, 0)?;
+    let next_seq = to_u64(doc_id, col(&row, 1)?)?;
+    let snapshot_seq = to_u64(doc_id, col(&row, 2)?)?;
+    let log_count = to_u64(doc_id, col(&row, 3)?)?;
     let snapshot = deadline(
         ctx,
         tx.query_opt(
@@ -759,7 +799,7 @@ async fn read_raw_in(client: &mut Client, doc_id: &str) -> Result<Option<RawDoc>
         ),
     )
     .await?
-    .map(|r| Ok::<_, Error>((to_u64(doc_id, r.get(0))?, r.get::<_, Vec<u8>>(1))))
+    .map(|r| Ok::<_, Error>((to_u64(doc_id, col(&r, 0)?)?, col::<Vec<u8>>(&r, 1)?)))
     .transpose()?;
     let rows = deadline(
         ctx,
@@ -771,7 +811,7 @@ async fn read_raw_in(client: &mut Client, doc_id: &str) -> Result<Option<RawDoc>
     .await?;
     let log = rows
         .into_iter()
-        .map(|r| Ok((to_u64(doc_id, r.get(0))?, r.get::<_, Vec<u8>>(1))))
+        .map(|r| Ok((to_u64(doc_id, col(&r, 0)?)?, col::<Vec<u8>>(&r, 1)?)))
         .collect::<Result<Vec<_>>>()?;
     deadline(ctx, tx.commit()).await?;
     Ok(Some(RawDoc {
@@ -851,15 +891,15 @@ async fn commit_compaction(
 ) -> Result<Committed> {
     let ctx = "commit compaction";
     let tx = deadline(ctx, client.transaction()).await?;
-    let locked: bool = deadline(
+    let locked_row = deadline(
         ctx,
         tx.query_one(
             "SELECT pg_try_advisory_xact_lock($1, $2)",
             &[&LOCK_SPACE, &doc_lock_key(doc_id)],
         ),
     )
-    .await?
-    .get(0);
+    .await?;
+    let locked: bool = col(&locked_row, 0)?;
     if !locked {
         return Ok(Committed::Busy);
     }
@@ -871,7 +911,8 @@ async fn commit_compaction(
         ),
     )
     .await?
-    .map(|r| r.get::<_, i64>(0));
+    .map(|r| col::<i64>(&r, 0))
+    .transpose()?;
     if current != Some(to_i64(c.base_snapshot_seq)) {
         return Ok(Committed::Stale);
     }
@@ -979,7 +1020,7 @@ impl Store for PostgresStore {
                     ),
                 )
                 .await
-                .map(|rows| rows.into_iter().map(|r| r.get(0)).collect());
+                .and_then(|rows| rows.iter().map(|r| col(r, 0)).collect());
                 (c, r)
             })
             .await
@@ -1016,7 +1057,7 @@ impl Store for PostgresStore {
                     )
                     .await?;
                     let Some(r) = row else { return Ok(None) };
-                    let u = |i: usize| to_u64(&id, r.get::<_, i64>(i));
+                    let u = |i: usize| to_u64(&id, col::<i64>(&r, i)?);
                     Ok(Some(DocStats {
                         last_seq: u(0)?.saturating_sub(1),
                         snapshot_seq: u(1)?,
@@ -1024,8 +1065,7 @@ impl Store for PostgresStore {
                         log_bytes: u(3)?,
                         snapshot_bytes: u(4)?,
                         compactions: u(5)?,
-                        last_compaction: r
-                            .get::<_, Option<i64>>(6)
+                        last_compaction: col::<Option<i64>>(&r, 6)?
                             .and_then(|ms| u64::try_from(ms).ok())
                             .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
                     }))

@@ -554,6 +554,21 @@ async fn read_only_is_read_only_on_every_node_and_shutdown_tells_clients() {
     assert_eq!(seen.len(), 3);
     assert!(!store_text(&store).await.contains("[r]"));
 
+    // Yjs rooms are not served in cluster mode (their state would fork
+    // across nodes): refused on every route, weft documents unaffected.
+    let writer = mint_token(
+        SECRET.as_bytes(),
+        &Claims::new("w", vec!["*".into()], true, 600),
+    )
+    .unwrap();
+    let (status, body) =
+        common::http_get(nodes[2].addr, "/v1/yjs/shared/update", Some(&writer)).await;
+    assert_eq!(status, 501, "{}", String::from_utf8_lossy(&body));
+    let (status, _) = common::http_get(nodes[2].addr, "/yjs/shared", Some(&writer)).await;
+    assert_eq!(status, 501);
+    let (status, _) = common::http_get(nodes[2].addr, "/yjs/shared", None).await;
+    assert_eq!(status, 401, "no token: still unauthorized first");
+
     // A node shutting down tells its clients to go elsewhere.
     let pid = nodes[1].child.id();
     let mut c = try_connect(nodes[1].addr, None).await;

@@ -161,6 +161,15 @@ fn authorize(
         return Err((StatusCode::BAD_REQUEST, "invalid document id\n").into_response());
     };
     match app.relay.auth.verify(token(uri, headers)) {
+        // A Yjs room's state lives in its node's yrs document and store
+        // keys no other node merges: served from two nodes it would fork,
+        // and one node's writes would overwrite the other's. Refused until
+        // rooms are placed on one owner node (docs/scale-out.md).
+        Ok(_) if app.relay.cluster.is_some() => Err((
+            StatusCode::NOT_IMPLEMENTED,
+            "Yjs rooms are served by single-node relays only, not in cluster mode\n",
+        )
+            .into_response()),
         Ok(grant) if grant.may_read(doc.as_str()) => Ok((doc, grant)),
         Ok(_) => Err((StatusCode::FORBIDDEN, "no access to this document\n").into_response()),
         Err(e) => Err((StatusCode::UNAUTHORIZED, format!("{}\n", e.message)).into_response()),
