@@ -134,7 +134,13 @@ impl ReplicaShared {
 
     /// Marks the replica closed (its handles stop editing) and offline.
     pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
+        // Under the document's lock: a transaction that checked `closed`
+        // under it either committed (and queued its update) before this,
+        // or sees the replica closed; none commits after the close.
+        {
+            let _cell = self.lock();
+            self.closed.store(true, Ordering::SeqCst);
+        }
         self.set_status(SyncStatus::Offline);
         self.presence.clear();
     }
@@ -307,13 +313,14 @@ impl Replica {
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<(), DocError>,
     {
         let shared = &self.shared;
+        // Checked under the lock `close` takes (see `ReplicaShared::close`).
+        let mut cell = shared.lock();
         if shared.is_closed() {
             return Err(Error::Closed(shared.id.clone()));
         }
         if *shared.access.borrow() == Some(Access::ReadOnly) {
             return Err(Error::ReadOnly(shared.id.clone()));
         }
-        let mut cell = shared.lock();
         let before = cell.doc.version().clone();
         let update = cell.doc.transact(edit)?;
         if *cell.doc.version() == before && cell.unstored_from.is_none() {

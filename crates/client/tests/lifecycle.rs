@@ -333,3 +333,45 @@ async fn reconnect_now_skips_a_long_backoff() {
     client.disconnect().await;
     relay.shutdown().await;
 }
+
+/// Edits racing a close: every edit that returned `Ok` is in the store
+/// when `close` returns (the replica reopened from it has them all), and
+/// every edit after it gets `Closed`. Without the close taking the
+/// document's lock, an edit that checked "open" just before could commit
+/// after the reopen read the store.
+#[test]
+fn an_edit_racing_close_is_either_refused_or_kept() {
+    for round in 0..40 {
+        let client = Client::in_memory();
+        let doc = client.replica("race").unwrap();
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let doc = doc.clone();
+                std::thread::spawn(move || {
+                    let mut ok = 0u64;
+                    loop {
+                        match doc.transact(|tx| tx.counter("n")?.increment(1)) {
+                            Ok(_) => ok += 1,
+                            Err(Error::Closed(_)) => return ok,
+                            Err(e) => panic!("writer {w}: {e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(client.close("race"));
+        let again = client.replica("race").unwrap();
+        let stored = again.read(|d| d.counter("n").unwrap());
+        let ok: u64 = writers.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(
+            stored,
+            i128::from(ok),
+            "round {round}: acknowledged edits lost"
+        );
+        assert!(matches!(
+            doc.transact(|tx| tx.counter("n")?.increment(1)),
+            Err(Error::Closed(_))
+        ));
+    }
+}
