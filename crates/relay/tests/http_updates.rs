@@ -171,3 +171,53 @@ async fn server_side_code_reads_and_writes_both_kinds_of_document() {
     }
     relay.shutdown().await;
 }
+
+/// A Yjs room charges its size limit for what an update adds, not for
+/// what it repeats: the same state sent again and again (a reconnecting
+/// client's sync step 2 repeats the whole delete set) is accepted and
+/// leaves the budget where it was, while new content past the limit is
+/// still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yjs_room_charges_its_size_limit_for_growth_not_for_repeats() {
+    use yrs::{ReadTxn, Text, Transact};
+    let mut config = RelayConfig::insecure_local();
+    config.auth = AuthConfig::Hs256 {
+        secret: SECRET.to_vec(),
+    };
+    config.limits.max_doc_bytes = 256 << 10;
+    let relay = Relay::start(config).await.unwrap();
+    let addr = relay.local_addr();
+    let writer = mint_token(SECRET, &Claims::new("svc", vec!["*".into()], true, 600)).unwrap();
+    let ydoc = yrs::Doc::new();
+    let t = ydoc.get_or_insert_text("t");
+    // ~4 KB of text with deletions: a delete set the state carries.
+    for i in 0..150u32 {
+        let mut txn = ydoc.transact_mut();
+        t.insert(&mut txn, 0, &format!("line {i:04} of the pad\n"));
+        if i % 3 == 0 {
+            t.remove_range(&mut txn, 5, 2);
+        }
+    }
+    let state = ydoc
+        .transact()
+        .encode_state_as_update_v1(&yrs::StateVector::default());
+    for round in 0..20 {
+        let (status, headers, _) =
+            request(addr, "POST", "/v1/yjs/pad/update", &writer, &state).await;
+        assert_eq!(status, 204, "round {round}: {headers}");
+    }
+    // Growth is still charged: new text past the limit is refused.
+    let mut refused = false;
+    for i in 0..40u32 {
+        let before = ydoc.transact().state_vector();
+        t.insert(&mut ydoc.transact_mut(), 0, &"x".repeat(8000 + i as usize));
+        let grow = ydoc.transact().encode_state_as_update_v1(&before);
+        let (status, _, _) = request(addr, "POST", "/v1/yjs/pad/update", &writer, &grow).await;
+        if status != 204 {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "256 KiB limit never reached by 320 KB of new text");
+    relay.shutdown().await;
+}

@@ -550,6 +550,16 @@ impl Room {
                 // inconsistent; drop it (the store has every durable update).
                 return Err("an update could not be applied; reconnect".into());
             };
+            // The admission charged the update's upper bound; what the
+            // document keeps is the change it made (nothing for a resent
+            // or already-known update: a client's sync step 2 repeats the
+            // whole delete set on every reconnect, which must not use up
+            // the budget and close honest writers with 1009).
+            let charged = inc.shape.cost(inc.bytes.len());
+            let kept = changed.as_ref().map_or(0, |c| {
+                wire::check_update(c).map_or(charged, |shape| shape.cost(c.len()))
+            });
+            self.cost = self.cost.saturating_sub(charged).saturating_add(kept);
             if let Some(c) = changed {
                 changes.push((inc.conn, c));
             }
