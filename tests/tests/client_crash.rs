@@ -14,40 +14,18 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use weft_client::Client;
 
-/// A binary of this workspace under `target/<profile>/<sub>`, brought up
-/// to date with `cargo build <build_args>` (a no-op when fresh), so a stale
-/// binary is never tested.
-fn workspace_binary(sub: &str, build_args: &[&str]) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let path = dir.join(sub);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .arg("build")
-        .args(build_args)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "{sub} builds");
-    assert!(path.exists(), "{} exists", path.display());
-    path
-}
-
-/// The `client_crash` example binary.
+/// The client process (`src/bin/client_crash.rs`), built by cargo with
+/// this test.
 fn crash_binary() -> PathBuf {
-    workspace_binary(
-        "examples/client_crash",
-        &["-p", "weft-tests", "--example", "client_crash"],
-    )
+    PathBuf::from(env!("CARGO_BIN_EXE_client_crash"))
 }
 
 /// A `weft-relay` process on `listen` storing in `data`, and its address
 /// (from its first stdout line).
 fn relay_process(listen: &str, data: &std::path::Path) -> (std::process::Child, String) {
-    let binary = workspace_binary("weft-relay", &["-p", "weft-relay", "--bin", "weft-relay"]);
-    let mut child = Command::new(binary)
+    // `weft-relay` itself (`weft_relay::cli::main`), as a binary of this
+    // package so cargo builds it with the test.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_test_relay"))
         .args(["--listen", listen, "--data"])
         .arg(data)
         .arg("--insecure-no-auth")

@@ -38,6 +38,7 @@
 
 mod admission;
 pub mod auth;
+pub mod cli;
 mod cluster;
 mod config;
 mod connection;
