@@ -123,7 +123,9 @@ pub use weft_protocol::{Access, Cursor, DocId, ErrorCode, PeerId, PresenceState}
 /// The whole of `weft-core` (every value type, `doc::*`), as this crate
 /// uses it.
 pub use weft_core;
-pub use weft_core::doc::{Change, Event, Limits as DocLimits, SubscriptionId, Transaction};
+pub use weft_core::doc::{
+    Change, Event, Limits as DocLimits, SubscriptionId, Transaction, UndoManager,
+};
 pub use weft_core::{
     Bias, DecodeError, Doc, DocError, RandomUnavailable, ReplicaId, StablePosition, VersionVector,
 };

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
-use weft_core::doc::{ApplyStatus, Event, Limits, SubscriptionId, Transaction};
+use weft_core::doc::{ApplyStatus, Event, Limits, SubscriptionId, Transaction, UndoManager};
 use weft_core::{Doc, DocError, ReplicaId, Update, VersionVector};
 use weft_persist::{SkippedRecord, Store};
 use weft_protocol::{Access, Cursor, DocId, PresenceState};
@@ -312,6 +312,18 @@ impl Replica {
     where
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<(), DocError>,
     {
+        self.commit_local(|doc| Ok(Some(doc.transact(edit)?)))
+            .map(Option::unwrap_or_default)
+    }
+
+    /// Runs `change` on the document under its lock (after the closed and
+    /// read-only checks), then stores what it committed and queues it for
+    /// the relay: the one path of every local change (edits, undo, redo).
+    /// `change` returns the update it committed, or `None` for nothing.
+    fn commit_local(
+        &self,
+        change: impl FnOnce(&mut Doc) -> std::result::Result<Option<Vec<u8>>, DocError>,
+    ) -> Result<Option<Vec<u8>>> {
         let shared = &self.shared;
         // Checked under the lock `close` takes (see `ReplicaShared::close`).
         let mut cell = shared.lock();
@@ -322,9 +334,11 @@ impl Replica {
             return Err(Error::ReadOnly(shared.id.clone()));
         }
         let before = cell.doc.version().clone();
-        let update = cell.doc.transact(edit)?;
+        let Some(update) = change(&mut cell.doc)? else {
+            return Ok(None);
+        };
         if *cell.doc.version() == before && cell.unstored_from.is_none() {
-            return Ok(update); // an empty transaction
+            return Ok(Some(update)); // an empty transaction
         }
         shared.publish_version(&cell.doc);
         let (bytes, since) = match cell.unstored_from.take() {
@@ -355,7 +369,55 @@ impl Replica {
             doc: shared.id.clone(),
             update: bytes,
         });
-        Ok(update)
+        Ok(Some(update))
+    }
+
+    /// Installs (or, with `None`, removes) an undo manager on this
+    /// replica's document: from then on its local edits can be undone with
+    /// [`Replica::undo`] (only this replica's edits, surviving remote edits
+    /// in between; see [`UndoManager`]).
+    ///
+    /// ```
+    /// use weft_client::{Client, UndoManager};
+    /// let doc = Client::in_memory().replica("notes").unwrap();
+    /// doc.set_undo_manager(Some(UndoManager::new()));
+    /// doc.transact(|tx| tx.text("t")?.insert(0, "hello")).unwrap();
+    /// assert!(doc.undo().unwrap());
+    /// assert_eq!(doc.read(|d| d.text("t").unwrap().to_string()), "");
+    /// assert!(doc.redo().unwrap());
+    /// assert_eq!(doc.read(|d| d.text("t").unwrap().to_string()), "hello");
+    /// assert!(!doc.redo().unwrap()); // nothing left to redo
+    /// ```
+    pub fn set_undo_manager(&self, manager: Option<UndoManager>) {
+        self.shared.lock().doc.set_undo_manager(manager);
+    }
+
+    /// Ends the current undo step: the next edit starts a new one even
+    /// within the capture window (an editor calls it on a cursor jump).
+    pub fn undo_boundary(&self) {
+        self.shared.lock().doc.undo_boundary();
+    }
+
+    /// Undoes this replica's latest undo step in one transaction that is
+    /// stored and synced like any edit; `Ok(false)` if there was nothing to
+    /// undo (or no manager, see [`Replica::set_undo_manager`]). Errors as
+    /// [`Replica::transact`].
+    pub fn undo(&self) -> Result<bool> {
+        Ok(self.commit_local(Doc::undo)?.is_some())
+    }
+
+    /// Redoes the latest undone step (the inverse of [`Replica::undo`]);
+    /// `Ok(false)` if there was none.
+    pub fn redo(&self) -> Result<bool> {
+        Ok(self.commit_local(Doc::redo)?.is_some())
+    }
+
+    /// Whether [`Replica::undo`] / [`Replica::redo`] have a step to apply.
+    pub fn can_undo_redo(&self) -> (bool, bool) {
+        let cell = self.shared.lock();
+        cell.doc
+            .undo_manager()
+            .map_or((false, false), |m| (m.can_undo(), m.can_redo()))
     }
 
     /// [`Replica::transact`] on tokio's blocking pool, so the store's fsync

@@ -87,6 +87,8 @@ pub fn run(options: Options, undo: Box<dyn UndoHook>) -> Result<(), AppError> {
         let _enter = runtime.enter();
         client.connect(config)?;
     }
+    let mut undo = undo;
+    undo.attach(&doc);
     let changed = Arc::new(AtomicBool::new(true));
     let flag = changed.clone();
     let subscription = doc.subscribe(move |_| flag.store(true, Ordering::Release));

@@ -8,7 +8,7 @@
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use weft_edit::{app, undo::Unavailable, view, Options};
+use weft_edit::{app, undo::ReplicaUndo, view, Options};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -88,7 +88,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match app::run(options, Box::new(Unavailable)) {
+    match app::run(options, Box::new(ReplicaUndo)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("weft-edit: {e}");

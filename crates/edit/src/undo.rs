@@ -4,7 +4,7 @@
 //! editor. Undo and redo must produce ordinary document updates through
 //! the [`Replica`], which then sync like any edit.
 
-use weft_client::Replica;
+use weft_client::{Replica, UndoManager};
 
 /// What Ctrl-Z / Ctrl-Y do.
 ///
@@ -17,6 +17,8 @@ use weft_client::Replica;
 /// assert!(undo.describe().contains("not available"));
 /// ```
 pub trait UndoHook: Send {
+    /// Called once with the document the editor opened, before any edit.
+    fn attach(&mut self, _replica: &Replica) {}
     /// Undoes the local user's last change group; `Ok(false)` if there was
     /// nothing to undo.
     fn undo(&mut self, replica: &Replica) -> weft_client::Result<bool>;
@@ -45,5 +47,44 @@ impl UndoHook for Unavailable {
 
     fn describe(&self) -> String {
         "undo is not available in this build".into()
+    }
+}
+
+/// The editor's undo: a [`weft_client::UndoManager`] on the replica, which
+/// undoes only this user's edits (grouped within its 500 ms capture
+/// window), restores deleted text where its neighbours are now, and syncs
+/// each undo and redo like any edit.
+///
+/// ```
+/// use weft_edit::undo::{ReplicaUndo, UndoHook};
+/// use weft_client::Client;
+/// let doc = Client::in_memory().replica("d").unwrap();
+/// let mut undo = ReplicaUndo::default();
+/// undo.attach(&doc);
+/// doc.transact(|tx| tx.text("t")?.insert(0, "typed")).unwrap();
+/// assert!(undo.undo(&doc).unwrap());
+/// assert_eq!(doc.read(|d| d.text("t").unwrap().to_string()), "");
+/// assert!(undo.redo(&doc).unwrap());
+/// assert!(!undo.redo(&doc).unwrap());
+/// assert!(undo.describe().contains("nothing"));
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReplicaUndo;
+
+impl UndoHook for ReplicaUndo {
+    fn attach(&mut self, replica: &Replica) {
+        replica.set_undo_manager(Some(UndoManager::new()));
+    }
+
+    fn undo(&mut self, replica: &Replica) -> weft_client::Result<bool> {
+        replica.undo()
+    }
+
+    fn redo(&mut self, replica: &Replica) -> weft_client::Result<bool> {
+        replica.redo()
+    }
+
+    fn describe(&self) -> String {
+        "nothing to undo or redo".into()
     }
 }

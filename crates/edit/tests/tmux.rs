@@ -135,7 +135,7 @@ fn stored_text(data: &Path) -> String {
 }
 
 #[test]
-fn two_editors_in_tmux_converge_through_a_relay() {
+fn two_editors_in_tmux_converge_through_a_relay_and_undo_reaches_the_other() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -201,6 +201,26 @@ fn two_editors_in_tmux_converge_through_a_relay() {
             tmux.screen("bo", true)
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Undo in bo takes back only bo's edits (its "!" last) and reaches
+    // ann; redo brings them back, also on both screens.
+    tmux.press("bo", "C-z");
+    for name in ["ann", "bo"] {
+        tmux.wait_for(name, "bo's undo", |s| {
+            text_rows(s).get(1).map(String::as_str) == Some("second line")
+                && text_rows(s)
+                    .first()
+                    .is_some_and(|r| r.starts_with("Hello from ann"))
+        });
+    }
+    tmux.press("bo", "C-y");
+    for name in ["ann", "bo"] {
+        tmux.wait_for(name, "bo's redo", |s| {
+            text_rows(s).first() == Some(&line)
+                && text_rows(s).get(1).map(String::as_str) == Some("second line!")
+                && status_row(s).contains("[synced]")
+        });
     }
 
     // Quit both: nothing to save, the text is in each store.
