@@ -1,5 +1,6 @@
 //! Lists and undo (issue 14): weft's document list against yrs (`Y.Array`,
-//! `yrs::UndoManager`) and automerge lists, in one run.
+//! `yrs::UndoManager`), Loro (`LoroList`, `loro::UndoManager`) and
+//! automerge lists, in one run.
 //!
 //! `cargo bench -p weft-benches --bench list_peers` prints a markdown table.
 //! Workload (seeded, the same for every peer): `WEFT_LIST_OPS` (default
@@ -176,6 +177,75 @@ mod y {
     }
 }
 
+mod lo {
+    use super::Edit;
+    use loro::{ExportMode, LoroDoc, LoroList, LoroValue, UndoManager};
+
+    fn apply(list: &LoroList, e: &Edit) {
+        match *e {
+            Edit::Insert(at, v) => list.insert(at, i64::from(v)),
+            Edit::Delete(at) => list.delete(at, 1),
+            Edit::Push(v) => list.push(i64::from(v)),
+        }
+        .expect("loro edit");
+    }
+
+    /// Every scripted edit in its own commit.
+    pub(crate) fn edits(script: &[Edit]) -> LoroDoc {
+        let doc = LoroDoc::new();
+        doc.set_peer_id(1).expect("loro peer id");
+        let list = doc.get_list("l");
+        for e in script {
+            apply(&list, e);
+            doc.commit();
+        }
+        doc
+    }
+
+    pub(crate) fn read(doc: &LoroDoc) -> Vec<u32> {
+        doc.get_list("l")
+            .to_vec()
+            .into_iter()
+            .map(|v| match v {
+                LoroValue::I64(n) => n as u32,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    pub(crate) fn encode(doc: &LoroDoc) -> Vec<u8> {
+        doc.export(ExportMode::Snapshot).expect("loro export")
+    }
+
+    pub(crate) fn load(bytes: &[u8]) -> LoroDoc {
+        LoroDoc::from_snapshot(bytes).expect("loro load")
+    }
+
+    /// The undo workload: each edit its own step (merge interval 0), undo
+    /// all, redo all; the list's length after.
+    pub(crate) fn undo_redo(script: &[Edit]) -> usize {
+        let doc = LoroDoc::new();
+        doc.set_peer_id(1).expect("loro peer id");
+        let list = doc.get_list("l");
+        let mut mgr = UndoManager::new(&doc);
+        mgr.set_merge_interval(0);
+        mgr.set_max_undo_steps(script.len() + 1);
+        for e in script {
+            apply(&list, e);
+            doc.commit();
+            mgr.record_new_checkpoint().expect("loro checkpoint");
+        }
+        while mgr.can_undo() {
+            mgr.undo().expect("loro undo");
+        }
+        assert_eq!(list.len(), 0, "loro: undo all empties the list");
+        while mgr.can_redo() {
+            mgr.redo().expect("loro redo");
+        }
+        list.len()
+    }
+}
+
 mod am {
     use super::Edit;
     use automerge::transaction::Transactable;
@@ -266,6 +336,29 @@ fn main() {
     });
     rows.push(Row {
         peer: "yrs Y.Array",
+        edits: t,
+        bytes: bytes.len(),
+        load,
+        undo_redo: Some(undo_time),
+    });
+
+    // Loro
+    let (t, doc) = median_time(runs, || lo::edits(&edits));
+    assert_eq!(lo::read(&doc), model, "loro list");
+    let bytes = lo::encode(&doc);
+    let (load, back) = median_time(runs, || lo::load(&bytes));
+    assert_eq!(lo::read(&back), model);
+    // One run: Loro's undo of 2,000 single-op steps takes near a minute
+    // here (each undo diffs the document against its checkpoint).
+    let undo_time = median_of(1, || {
+        let start = Instant::now();
+        let len = lo::undo_redo(&undo_script);
+        let took = start.elapsed();
+        assert_eq!(len, undo_model.len(), "loro redo all");
+        took
+    });
+    rows.push(Row {
+        peer: "Loro LoroList",
         edits: t,
         bytes: bytes.len(),
         load,
