@@ -86,6 +86,7 @@ pub(crate) async fn serve(
             conn,
             &out,
             grant.may_write(doc.as_str()),
+            Arc::from(grant.subject.as_str()),
         )
         .await
     };
@@ -124,6 +125,7 @@ pub(crate) async fn serve(
     tokio::pin!(expires);
     let max_update = limits.wire.max_update_bytes as usize;
     let mut denied = false;
+    let mut last_query: Option<tokio::time::Instant> = None;
     // Updates over the rate are not refused (a Yjs client has no way to
     // resend one): the reader waits for the bucket, so the client is slowed
     // down by TCP backpressure instead.
@@ -210,10 +212,11 @@ pub(crate) async fn serve(
                         break;
                     }
                 };
-                let mut waited = Duration::ZERO;
-                while !bucket.take() && waited < Duration::from_secs(5) {
+                // Over the rate: this connection's reads wait for a token
+                // (backpressure on its socket), however long that takes;
+                // no update goes through without one.
+                while !bucket.take() {
                     tokio::time::sleep(refill).await;
-                    waited += refill;
                 }
                 RoomCmd::Update {
                     conn: Some(conn),
@@ -230,7 +233,17 @@ pub(crate) async fn serve(
                     break;
                 }
             },
-            Ok(Incoming::QueryAwareness) => RoomCmd::QueryAwareness { conn },
+            // Each answer carries every state in the room: at most one a
+            // second per connection, or a loop of queries amplifies.
+            Ok(Incoming::QueryAwareness) => {
+                let now = tokio::time::Instant::now();
+                if last_query.is_some_and(|t| now.duration_since(t) < QUERY_AWARENESS_EVERY) {
+                    m::refused("awareness_query_rate").increment(1);
+                    continue;
+                }
+                last_query = Some(now);
+                RoomCmd::QueryAwareness { conn }
+            }
             Ok(Incoming::Auth) => continue,
         };
         if room.send(cmd).await.is_err() {
@@ -246,6 +259,9 @@ pub(crate) async fn serve(
     finish(writer, stream).await;
 }
 
+/// The shortest interval between two awareness queries a connection gets
+/// answered.
+const QUERY_AWARENESS_EVERY: Duration = Duration::from_secs(1);
 /// `[0, 0]`: no structs, no deletions (what a client with nothing new
 /// sends as its SyncStep2).
 fn is_empty_update(u: &[u8]) -> bool {
@@ -261,6 +277,7 @@ async fn join(
     conn: u64,
     out: &Arc<Outbox>,
     write: bool,
+    subject: Arc<str>,
 ) -> (Option<mpsc::Sender<RoomCmd>>, Result<(), RoomError>) {
     let mut last = RoomError::Closing;
     for _ in 0..5 {
@@ -273,6 +290,7 @@ async fn join(
             conn,
             out: out.clone(),
             write,
+            subject: subject.clone(),
             reply,
         };
         if room.send(cmd).await.is_err() {

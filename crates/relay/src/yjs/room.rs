@@ -70,6 +70,8 @@ pub(crate) enum RoomCmd {
         conn: u64,
         out: Arc<Outbox>,
         write: bool,
+        /// The token's subject: awareness client ids stay with it.
+        subject: Arc<str>,
         reply: oneshot::Sender<Result<(), RoomError>>,
     },
     /// A connection is gone: its awareness states become `null`.
@@ -101,6 +103,7 @@ pub(crate) enum RoomCmd {
 struct Member {
     out: Arc<Outbox>,
     write: bool,
+    subject: Arc<str>,
     bucket: TokenBucket,
     clients: HashSet<u64>,
 }
@@ -362,6 +365,7 @@ impl Room {
                 conn,
                 out,
                 write,
+                subject,
                 reply,
             } => {
                 let limits = &self.state.limits;
@@ -380,6 +384,7 @@ impl Room {
                     Member {
                         out,
                         write,
+                        subject,
                         bucket: TokenBucket::new(limits.presence_per_sec, limits.presence_burst),
                         clients: HashSet::new(),
                     },
@@ -658,12 +663,25 @@ impl Room {
             return;
         };
         let mut owned = member.clients.clone();
+        let subject = member.subject.clone();
         m::awareness_in().increment(1);
         let mut accepted = Vec::new();
         let mut moved = Vec::new();
         let mut rejoined = false;
         for mut e in entries {
             let known = self.aware.get(&e.client);
+            // A client id held by another live connection moves here only
+            // from the same token subject (the same user reconnecting);
+            // another user cannot take over or blank someone's presence.
+            if let Some(holder) = known
+                .filter(|a| a.conn != conn)
+                .and_then(|a| self.members.get(&a.conn))
+            {
+                if holder.subject != subject {
+                    m::refused("awareness_takeover").increment(1);
+                    continue;
+                }
+            }
             let newer = match known {
                 None => true,
                 Some(a)
