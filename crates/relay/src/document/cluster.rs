@@ -22,6 +22,47 @@ const GAP_GRACE: Duration = Duration::from_millis(300);
 /// How often a document with subscribers checks its cluster timers.
 pub(super) const CLUSTER_TICK: Duration = Duration::from_millis(250);
 
+/// Shortest time between two catch-ups of one document (they read it whole).
+const CATCH_UP_SPACING: Duration = Duration::from_millis(250);
+/// Longest wait before retrying a catch-up that failed (the store down).
+const CATCH_UP_MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// When a document may read the store again to catch up: every bus entry
+/// that does not apply, and every tick while a gap lasts, asks for one; a
+/// catch-up reads the whole document, so they are spaced, and while the
+/// store fails they back off (doubling up to [`CATCH_UP_MAX_BACKOFF`])
+/// instead of a storm of whole-document reads against a store that is
+/// down. A skipped catch-up loses nothing: the gap stays known and the
+/// next tick asks again.
+#[derive(Debug)]
+struct CatchUpPacing {
+    after: Instant,
+    backoff: Duration,
+}
+
+impl CatchUpPacing {
+    fn new(now: Instant) -> CatchUpPacing {
+        CatchUpPacing {
+            after: now,
+            backoff: CATCH_UP_SPACING,
+        }
+    }
+
+    fn may_run(&self, now: Instant) -> bool {
+        now >= self.after
+    }
+
+    fn succeeded(&mut self, now: Instant) {
+        self.backoff = CATCH_UP_SPACING;
+        self.after = now + CATCH_UP_SPACING;
+    }
+
+    fn failed(&mut self, now: Instant) {
+        self.after = now + self.backoff;
+        self.backoff = (self.backoff * 2).min(CATCH_UP_MAX_BACKOFF);
+    }
+}
+
 /// A document's cluster state.
 #[derive(Debug)]
 pub(super) struct ClusterDoc {
@@ -29,6 +70,7 @@ pub(super) struct ClusterDoc {
     /// Presence of other nodes' clients, by the id clients see.
     remote: HashMap<PeerId, (Arc<str>, PresenceState)>,
     last_poll: Instant,
+    catch_up: CatchUpPacing,
 }
 
 impl ClusterDoc {
@@ -38,6 +80,7 @@ impl ClusterDoc {
             seqs: SeqTracker::new(loaded_seq),
             remote: HashMap::new(),
             last_poll: Instant::now(),
+            catch_up: CatchUpPacing::new(Instant::now()),
         }
     }
 
@@ -128,9 +171,15 @@ impl DocTask {
     /// `Remote` diff. The store is read whole (snapshot and log) on the
     /// blocking pool.
     pub(super) async fn catch_up_from_store(&mut self) {
-        if self.cluster.is_none() {
+        let Some(c) = &mut self.cluster else { return };
+        let now = Instant::now();
+        if !c.catch_up.may_run(now) {
+            ::metrics::counter!("weft_relay_cluster_catch_ups_deferred_total").increment(1);
             return;
         }
+        // Counted as failed until it succeeds: a task that stops halfway
+        // (the heavy gate refused) does not retry at once either.
+        c.catch_up.failed(now);
         ::metrics::counter!("weft_relay_cluster_catch_ups_total").increment(1);
         let store = self.state.store.clone();
         let key = self.id.as_str().to_owned();
@@ -178,6 +227,7 @@ impl DocTask {
                 if let Some(c) = &mut self.cluster {
                     c.seqs.reset(last);
                     c.last_poll = Instant::now();
+                    c.catch_up.succeeded(Instant::now());
                 }
             }
             Some(Err(e)) => {
@@ -307,5 +357,34 @@ impl DocTask {
             Ok(Err(e)) => warn!(doc = %self.id, error = %e, "cannot refresh replica bindings"),
             Err(e) => warn!(doc = %self.id, error = %e, "refresh task failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store that keeps failing is read with doubling gaps up to the
+    /// maximum, not at every request; one success brings the spacing back.
+    #[test]
+    fn catch_ups_back_off_while_the_store_fails() {
+        let t0 = Instant::now();
+        let mut p = CatchUpPacing::new(t0);
+        assert!(p.may_run(t0));
+        // Requests every 10 ms for a minute while every attempt fails.
+        let mut attempts = 0;
+        let mut now = t0;
+        while now < t0 + Duration::from_secs(60) {
+            if p.may_run(now) {
+                attempts += 1;
+                p.failed(now);
+            }
+            now += Duration::from_millis(10);
+        }
+        // 0.25 + 0.5 + … + 8 s, then every 10 s: about 11, never 6 000.
+        assert!((8..=14).contains(&attempts), "{attempts} attempts in 60 s");
+        p.succeeded(now);
+        assert!(!p.may_run(now));
+        assert!(p.may_run(now + CATCH_UP_SPACING));
     }
 }
