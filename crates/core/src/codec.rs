@@ -40,6 +40,13 @@ pub trait Encode: Serialize + DeserializeOwned {
 /// assert!(codec::decode::<GCounter>(b"garbage").is_err());
 /// ```
 pub fn encode<T: Encode>(value: &T) -> Vec<u8> {
+    encode_view::<T>(value)
+}
+
+/// Encodes `view`, a value that serializes exactly as a `T` (`T` itself,
+/// or a borrowed view of one: saving a large value without cloning it
+/// first), with `T`'s header.
+pub(crate) fn encode_view<T: Encode>(view: &impl Serialize) -> Vec<u8> {
     let header = || {
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(&MAGIC);
@@ -50,19 +57,6 @@ pub fn encode<T: Encode>(value: &T) -> Vec<u8> {
     // Serializing into a Vec only fails for a serde impl that reports an
     // error, which no weft type has; a header-only output would then fail to
     // decode with a typed error rather than panic here.
-    postcard::to_extend(value, header()).unwrap_or_else(|_| header())
-}
-
-/// Encodes `view`, a borrowed value that serializes exactly as a `T`,
-/// with `T`'s header: saving a large value without cloning it first.
-pub(crate) fn encode_view<T: Encode>(view: &impl Serialize) -> Vec<u8> {
-    let header = || {
-        let mut out = Vec::with_capacity(64);
-        out.extend_from_slice(&MAGIC);
-        out.push(FORMAT_VERSION);
-        out.push(T::KIND);
-        out
-    };
     postcard::to_extend(view, header()).unwrap_or_else(|_| header())
 }
 
