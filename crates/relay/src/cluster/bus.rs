@@ -19,6 +19,7 @@
 //! frame (a `weft-protocol` frame, versioned like every frame).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +37,10 @@ pub(crate) const SHARDS: u32 = 16;
 const STREAM_MAXLEN: u32 = 100_000;
 /// Entries queued for publishing before new ones are dropped.
 const PUBLISH_QUEUE: usize = 65_536;
+/// Bytes of entries queued for publishing before new ones are dropped
+/// (while Redis is slow or down, updates up to the size limit must not
+/// pile up to `PUBLISH_QUEUE` × that in memory).
+const PUBLISH_QUEUE_BYTES: usize = 64 << 20;
 /// Entries read per `XREAD`.
 const READ_COUNT: u32 = 1024;
 /// How long one `XREAD` blocks.
@@ -85,6 +90,18 @@ enum Outgoing {
 #[derive(Clone, Debug)]
 pub(crate) struct Bus {
     tx: mpsc::Sender<Outgoing>,
+    /// Bytes of the entries in `tx`'s queue.
+    queued: Arc<AtomicUsize>,
+}
+
+impl Outgoing {
+    /// The bytes this entry holds.
+    fn bytes(&self) -> usize {
+        match self {
+            Outgoing::Update { update, .. } => update.len(),
+            Outgoing::Presence { frame, .. } => frame.len(),
+        }
+    }
 }
 
 fn shard(doc: &str) -> u32 {
@@ -121,9 +138,16 @@ impl Bus {
     ) -> Result<Bus, String> {
         let client = redis::Client::open(url).map_err(|e| format!("bus URL {url}: {e}"))?;
         let (tx, rx) = mpsc::channel(PUBLISH_QUEUE);
-        tokio::spawn(publisher(client.clone(), node.clone(), rx, stop.clone()));
+        let queued = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(publisher(
+            client.clone(),
+            node.clone(),
+            rx,
+            queued.clone(),
+            stop.clone(),
+        ));
         tokio::spawn(reader(client, node, events, stop));
-        Ok(Bus { tx })
+        Ok(Bus { tx, queued })
     }
 
     /// Queues an update stored as `seq` for the other nodes (never waits).
@@ -144,7 +168,10 @@ impl Bus {
     }
 
     fn send(&self, out: Outgoing) {
-        if self.tx.try_send(out).is_err() {
+        let n = out.bytes();
+        let before = self.queued.fetch_add(n, Ordering::AcqRel);
+        if before.saturating_add(n) > PUBLISH_QUEUE_BYTES || self.tx.try_send(out).is_err() {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
             ::metrics::counter!("weft_relay_bus_dropped_total").increment(1);
         }
     }
@@ -154,6 +181,7 @@ async fn publisher(
     client: redis::Client,
     node: Arc<str>,
     mut rx: mpsc::Receiver<Outgoing>,
+    queued: Arc<AtomicUsize>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut conn: Option<MultiplexedConnection> = None;
@@ -176,6 +204,8 @@ async fn publisher(
                 Err(_) => break,
             }
         }
+        let taken: usize = batch.iter().map(Outgoing::bytes).sum();
+        queued.fetch_sub(taken, Ordering::AcqRel);
         if conn.is_none() {
             match connect(&client).await {
                 Ok(c) => conn = Some(c),
@@ -417,5 +447,39 @@ mod tests {
         let used: std::collections::HashSet<u32> =
             (0..200).map(|i| shard(&format!("doc-{i}"))).collect();
         assert_eq!(used.len(), SHARDS as usize);
+    }
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+
+    /// While nothing drains the queue (Redis down), large updates stop
+    /// being queued at the byte cap, long before the entry cap.
+    #[tokio::test]
+    async fn the_publish_queue_is_bounded_in_bytes() {
+        let (tx, mut rx) = mpsc::channel(PUBLISH_QUEUE);
+        let bus = Bus {
+            tx,
+            queued: Arc::new(AtomicUsize::new(0)),
+        };
+        let doc = DocId::new("d").unwrap();
+        let update = vec![7u8; 1 << 20];
+        for seq in 0..200 {
+            bus.publish_update(&doc, seq, &update);
+        }
+        let mut held = 0usize;
+        let mut entries = 0;
+        while let Ok(o) = rx.try_recv() {
+            held += o.bytes();
+            entries += 1;
+        }
+        assert!(held <= PUBLISH_QUEUE_BYTES, "{held} bytes queued");
+        assert_eq!(
+            entries,
+            PUBLISH_QUEUE_BYTES >> 20,
+            "{entries} of 200 queued"
+        );
+        assert_eq!(bus.queued.load(Ordering::Acquire), held);
     }
 }
