@@ -896,9 +896,14 @@ const LIMIT_HEAVY_JOBS: usize = 1;
 /// Memory bound of the next test, from the relay's own limits: an idle
 /// relay (~10 MiB), plus per heavy job one update's encoding and all one
 /// decode may produce (4 + 8 MiB), plus one 4 MiB frame in flight on each
-/// of three attacking connections, plus 26 MiB of slack:
-/// 10 + 12 + 12 + 26 = 60 MiB.
-const AT_LIMIT_MIB: f64 = 64.0;
+/// of three attacking connections: 34 MiB of heap (massif measured a
+/// 28 MiB peak). Resident memory is more: glibc keeps freed memory in
+/// per-thread arenas (the heavy job's thread, the workers), and the peak
+/// resident measured 59–67 MiB on 2 cores (59 with two arenas); the bound
+/// allows 46 MiB over the heap derivation for that. A relay that decoded
+/// past the decode budget (these updates name enough replicas to build
+/// hundreds of MiB) is far over it.
+const AT_LIMIT_MIB: f64 = 80.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_naming_many_replicas_at_the_size_limit_decode_within_the_relays_memory_bounds() {
