@@ -38,6 +38,10 @@ const CATCH_UP_MAX_BACKOFF: Duration = Duration::from_secs(10);
 struct CatchUpPacing {
     after: Instant,
     backoff: Duration,
+    /// A catch-up was asked for and deferred: the next tick that may run
+    /// one does (a bus entry that did not apply may have no gap in the
+    /// seqs to show for it).
+    wanted: bool,
 }
 
 impl CatchUpPacing {
@@ -45,6 +49,7 @@ impl CatchUpPacing {
         CatchUpPacing {
             after: now,
             backoff: CATCH_UP_SPACING,
+            wanted: false,
         }
     }
 
@@ -53,6 +58,7 @@ impl CatchUpPacing {
     }
 
     fn succeeded(&mut self, now: Instant) {
+        self.wanted = false;
         self.backoff = CATCH_UP_SPACING;
         self.after = now + CATCH_UP_SPACING;
     }
@@ -174,6 +180,7 @@ impl DocTask {
         let Some(c) = &mut self.cluster else { return };
         let now = Instant::now();
         if !c.catch_up.may_run(now) {
+            c.catch_up.wanted = true;
             ::metrics::counter!("weft_relay_cluster_catch_ups_deferred_total").increment(1);
             return;
         }
@@ -263,8 +270,12 @@ impl DocTask {
             .cluster
             .as_ref()
             .map_or(Duration::MAX, |c| c.poll);
-        if c.seqs.gap_since().is_some_and(|t| t.elapsed() >= GAP_GRACE) {
-            self.catch_up_from_store().await;
+        let gap = c.seqs.gap_since().is_some_and(|t| t.elapsed() >= GAP_GRACE);
+        if gap || c.catch_up.wanted {
+            // While spaced or backing off, a later tick runs it.
+            if c.catch_up.may_run(Instant::now()) {
+                self.catch_up_from_store().await;
+            }
         } else if !self.subs.is_empty() && c.last_poll.elapsed() >= poll {
             self.poll_store().await;
         }
@@ -383,7 +394,9 @@ mod tests {
         }
         // 0.25 + 0.5 + … + 8 s, then every 10 s: about 11, never 6 000.
         assert!((8..=14).contains(&attempts), "{attempts} attempts in 60 s");
+        p.wanted = true;
         p.succeeded(now);
+        assert!(!p.wanted, "a run that succeeded is no longer wanted");
         assert!(!p.may_run(now));
         assert!(p.may_run(now + CATCH_UP_SPACING));
     }
