@@ -139,7 +139,7 @@ async fn another_user_cannot_take_over_a_presence_and_queries_are_rate_limited()
 
     // A newcomer sees alice's presence as alice set it, and mallory's own.
     let mut bob = connect(addr, "bob", false).await;
-    let seen = awareness_seen(&mut bob, Duration::from_millis(500)).await;
+    let seen = awareness_seen(&mut bob, Duration::from_millis(1000)).await;
     assert_eq!(
         state_of(&seen, 42).as_deref(),
         Some(r#"{"user":"alice"}"#),
@@ -157,7 +157,7 @@ async fn another_user_cannot_take_over_a_presence_and_queries_are_rate_limited()
         awareness(42, 2, r#"{"user":"alice","again":true}"#),
     )
     .await;
-    let seen = awareness_seen(&mut bob, Duration::from_millis(500)).await;
+    let seen = awareness_seen(&mut bob, Duration::from_millis(1000)).await;
     assert_eq!(
         state_of(&seen, 42).as_deref(),
         Some(r#"{"user":"alice","again":true}"#)
