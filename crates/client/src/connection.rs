@@ -165,6 +165,7 @@ impl SyncTask {
         let mut session = Session {
             sink,
             limits: self.ours,
+            announces_access: false,
             peer: PeerId(0),
             docs: BTreeMap::new(),
             next_seq: 1,
@@ -197,6 +198,7 @@ impl SyncTask {
         *attempt = 0;
         session.peer = peer;
         session.limits = limits;
+        session.announces_access = handshake.version().is_some_and(|v| v >= 2);
         self.shared
             .connection
             .send_replace(ConnectionState::Connected {

@@ -149,6 +149,12 @@ impl ReplicaShared {
         self.closed.load(Ordering::SeqCst)
     }
 
+    /// Forgets the access a relay announced (connected to one that does
+    /// not announce it).
+    pub(crate) fn clear_access(&self) {
+        self.access.send_if_modified(|a| a.take().is_some());
+    }
+
     /// Records the relay's announcement; `true` if it changed.
     pub(crate) fn set_access(&self, access: Access) -> bool {
         self.access.send_if_modified(|a| {

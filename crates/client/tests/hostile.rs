@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio_tungstenite::tungstenite::Message;
 use weft_client::{
-    Backoff, Client, ClientEvent, ClientLimits, ErrorCode, Replica, SyncConfig, SyncStatus,
+    Access, Backoff, Client, ClientEvent, ClientLimits, ErrorCode, Replica, SyncConfig, SyncStatus,
 };
 use weft_core::doc::Limits;
 use weft_core::{DecodeError, Doc, DocError, ReplicaId, Update, VersionVector};
@@ -142,6 +142,11 @@ struct Hostile {
 
 impl Hostile {
     async fn start(script: Arc<Script>) -> Hostile {
+        Hostile::speaking(script, PROTOCOL_VERSION).await
+    }
+
+    /// A hostile relay whose `Welcome` names protocol `version`.
+    async fn speaking(script: Arc<Script>, version: u16) -> Hostile {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (done_tx, done) = watch::channel(0u32);
@@ -152,7 +157,7 @@ impl Hostile {
             while let Ok((tcp, _)) = listener.accept().await {
                 let (script, done, uploads) = (script.clone(), done_tx.clone(), recorded.clone());
                 tokio::spawn(async move {
-                    let _ = serve(tcp, script, done, uploads).await;
+                    let _ = serve(tcp, script, done, uploads, version).await;
                 });
             }
         });
@@ -195,6 +200,7 @@ async fn serve(
     script: Arc<Script>,
     done: Arc<watch::Sender<u32>>,
     uploads: Arc<Mutex<Vec<Vec<u8>>>>,
+    version: u16,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let ws = tokio_tungstenite::accept_async(tcp).await?;
     let (mut tx, mut rx) = ws.split();
@@ -207,7 +213,7 @@ async fn serve(
         match Frame::decode(&bytes, &limits)? {
             Frame::Hello { .. } => {
                 tx.send(send(&Frame::Welcome {
-                    protocol_version: PROTOCOL_VERSION,
+                    protocol_version: version,
                     server_name: "hostile".into(),
                     peer: CLIENT_PEER,
                     limits,
@@ -728,4 +734,49 @@ fn updates_claiming_the_clients_own_replica() {
         drop((doc, client));
         reopen_and_sync(&path, 5, 3).await;
     });
+}
+
+/// A relay announced the document read-only; the client then fails over to
+/// a relay of protocol version 1, which never announces access: the stale
+/// read-only is forgotten and local edits are taken (and uploaded) again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_from_one_relay_does_not_stick_on_a_relay_that_does_not_announce() {
+    let mut v2 = Hostile::start(Arc::new(|doc: &DocId, v: &VersionVector| Attack {
+        synced: empty_diff(v),
+        version: v.clone(),
+        frames: Box::new(std::iter::once(Frame::Access {
+            doc: doc.clone(),
+            access: Access::ReadOnly,
+        })),
+    }))
+    .await;
+    let mut v1 = Hostile::speaking(
+        Arc::new(|_: &DocId, v: &VersionVector| Attack {
+            synced: empty_diff(v),
+            version: v.clone(),
+            frames: Box::new(std::iter::empty()),
+        }),
+        1,
+    )
+    .await;
+    let client = Client::in_memory();
+    let doc = client.replica("notes").unwrap();
+    client.connect(config(&v2.url())).unwrap();
+    v2.processed(1).await;
+    assert!(matches!(
+        doc.transact(|tx| tx.counter("local")?.increment(1)),
+        Err(weft_client::Error::ReadOnly(_))
+    ));
+    client.disconnect().await;
+    client.connect(config(&v1.url())).unwrap();
+    v1.processed(1).await;
+    assert_eq!(*doc.access().borrow(), None, "nothing announced here");
+    edit(&doc, 0);
+    tokio::time::timeout(WAIT, async {
+        while v1.uploads().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the edit is uploaded to the version 1 relay");
 }

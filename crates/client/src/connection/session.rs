@@ -65,6 +65,9 @@ impl DocSession {
 pub(super) struct Session {
     pub(super) sink: SplitSink<Ws, Message>,
     pub(super) limits: Limits,
+    /// Whether this relay announces each document's access (protocol
+    /// version 2 on); a version 1 relay never does.
+    pub(super) announces_access: bool,
     pub(super) peer: PeerId,
     pub(super) docs: BTreeMap<DocId, DocSession>,
     pub(super) next_seq: u64,
@@ -84,6 +87,12 @@ impl Session {
     pub(super) async fn subscribe(&mut self, replica: Arc<ReplicaShared>) -> Result<(), End> {
         let doc = replica.id.clone();
         let version = replica.version();
+        if !self.announces_access {
+            // What an earlier relay announced does not hold here, and this
+            // one will not say: a stale read-only must not refuse edits
+            // this relay would take (it still refuses any it must).
+            replica.clear_access();
+        }
         replica.set_status(SyncStatus::Connecting);
         self.docs.insert(
             doc.clone(),
