@@ -48,7 +48,7 @@ use events::Observers;
 use std::collections::BTreeMap;
 use std::fmt;
 use touches::Touches;
-use update::{SeqOf, SnapshotBody, SnapshotView, UpdateBody};
+use update::{PendingBodies, SnapshotBody, SnapshotView, UpdateBody};
 use value::Value;
 
 /// Limits that keep untrusted input from exhausting memory or corrupting
@@ -796,7 +796,7 @@ impl Doc {
             version: &self.version,
             values: &self.values,
             touches: &self.touches,
-            pending: SeqOf(std::cell::Cell::new(Some(self.pending.bodies()))),
+            pending: PendingBodies(&self.pending),
         })
     }
 

@@ -6,6 +6,7 @@
 //! delta or value has the kind its path names, so applying it cannot fail.
 
 use super::path::{Kind, Path};
+use super::pending::Pending;
 use super::touches::{validate_runs, Run, Touches};
 use super::value::{Elem, Value, ValueDelta};
 use super::Limits;
@@ -256,26 +257,20 @@ impl Encode for SnapshotBody {
 /// [`Doc::save`](super::Doc::save) writes a snapshot without first cloning
 /// every value into one (a second copy of the document at its peak).
 #[derive(Serialize)]
-pub(crate) struct SnapshotView<'a, P: Serialize> {
+pub(crate) struct SnapshotView<'a> {
     pub(crate) version: &'a VersionVector,
     pub(crate) values: &'a BTreeMap<Path, Value>,
     pub(crate) touches: &'a BTreeMap<Path, Touches>,
-    pub(crate) pending: P,
+    pub(crate) pending: PendingBodies<'a>,
 }
 
-/// A sequence serialized from an iterator that knows its length.
-pub(crate) struct SeqOf<I>(pub(crate) std::cell::Cell<Option<I>>);
+/// The waiting updates' bodies, serialized as the sequence a
+/// [`SnapshotBody`] holds.
+pub(crate) struct PendingBodies<'a>(pub(crate) &'a Pending);
 
-impl<I> Serialize for SeqOf<I>
-where
-    I: ExactSizeIterator,
-    I::Item: Serialize,
-{
+impl Serialize for PendingBodies<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0.take() {
-            Some(items) => s.collect_seq(items),
-            None => Err(serde::ser::Error::custom("sequence serialized twice")),
-        }
+        s.collect_seq(self.0.bodies())
     }
 }
 
