@@ -157,6 +157,33 @@ pub fn doc_load(data: &[u8]) {
     }
 }
 
+/// The three-document schedule of the convergence targets: each 4-byte
+/// chunk `[a, b, c, d]` of `data` (at most 64) either delivers a queued
+/// update to another document (high bit of `a`: maybe twice, maybe out of
+/// order) or lets document `a % 3` make `edit(doc, b, c, d)`, whose update,
+/// if it returns one, is queued; then every document gets every update.
+fn drive_three(
+    docs: &mut [Doc],
+    data: &[u8],
+    mut edit: impl FnMut(&mut Doc, u8, u8, u8) -> Option<Vec<u8>>,
+) {
+    let mut outbox: Vec<(usize, Vec<u8>)> = Vec::new();
+    for chunk in data.chunks(4).take(64) {
+        let [a, b, c, d] = [0, 1, 2, 3].map(|i| chunk.get(i).copied().unwrap_or(0));
+        let who = (a % 3) as usize;
+        if a & 0x80 != 0 && !outbox.is_empty() {
+            let (from, update) = outbox[(b as usize) % outbox.len()].clone();
+            let to = (from + 1 + (c as usize % 2)) % 3;
+            let _ = docs[to].apply(&update);
+            continue;
+        }
+        if let Some(update) = edit(&mut docs[who], b, c, d) {
+            outbox.push((who, update));
+        }
+    }
+    exchange_all(docs);
+}
+
 /// Target `doc_converge`: bytes drive random transactions on three documents
 /// and a random exchange of their updates; after a full exchange all three
 /// must be equal.
@@ -164,19 +191,8 @@ pub fn doc_converge(data: &[u8]) {
     let mut docs: Vec<Doc> = (1..=3)
         .map(|r| Doc::new(ReplicaId::new(r)).with_clock(fixed_clock))
         .collect();
-    let mut outbox: Vec<(usize, Vec<u8>)> = Vec::new();
-    for chunk in data.chunks(4).take(64) {
-        let [a, b, c, d] = [0, 1, 2, 3].map(|i| chunk.get(i).copied().unwrap_or(0));
-        let who = (a % 3) as usize;
-        if a & 0x80 != 0 && !outbox.is_empty() {
-            // Deliver a queued update to someone (maybe twice, maybe out of order).
-            let (from, update) = outbox[(b as usize) % outbox.len()].clone();
-            let to = (from + 1 + (c as usize % 2)) % 3;
-            let _ = docs[to].apply(&update);
-            continue;
-        }
-        let doc = &mut docs[who];
-        let result = doc.transact(|tx| {
+    drive_three(&mut docs, data, |doc, b, c, d| {
+        doc.transact(|tx| {
             match b % 8 {
                 0 => {
                     let mut t = tx.text("t")?;
@@ -206,12 +222,9 @@ pub fn doc_converge(data: &[u8]) {
                 }
             }
             Ok(())
-        });
-        if let Ok(update) = result {
-            outbox.push((who, update));
-        }
-    }
-    exchange_all(&mut docs);
+        })
+        .ok()
+    });
     for d in &docs {
         assert_eq!(
             d.text("t").map(|t| t.to_string()).ok(),
@@ -429,17 +442,7 @@ pub fn list_converge(data: &[u8]) {
                 .with_undo(UndoManager::new().capture_window(0))
         })
         .collect();
-    let mut outbox: Vec<(usize, Vec<u8>)> = Vec::new();
-    for chunk in data.chunks(4).take(64) {
-        let [a, b, c, d] = [0, 1, 2, 3].map(|i| chunk.get(i).copied().unwrap_or(0));
-        let who = (a % 3) as usize;
-        if a & 0x80 != 0 && !outbox.is_empty() {
-            let (from, update) = outbox[(b as usize) % outbox.len()].clone();
-            let to = (from + 1 + (c as usize % 2)) % 3;
-            let _ = docs[to].apply(&update);
-            continue;
-        }
-        let doc = &mut docs[who];
+    drive_three(&mut docs, data, |doc, b, c, d| {
         let result = match b % 8 {
             6 => doc.undo().map(|u| u.unwrap_or_default()),
             7 => doc.redo().map(|u| u.unwrap_or_default()),
@@ -471,13 +474,8 @@ pub fn list_converge(data: &[u8]) {
                 Ok(())
             }),
         };
-        if let Ok(update) = result {
-            if !update.is_empty() {
-                outbox.push((who, update));
-            }
-        }
-    }
-    exchange_all(&mut docs);
+        result.ok().filter(|update| !update.is_empty())
+    });
     let items = |d: &Doc| d.list("l").map(|l| l.items()).ok();
     for d in &docs {
         assert_eq!(items(d), items(&docs[0]));
