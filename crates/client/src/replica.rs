@@ -400,6 +400,17 @@ impl Replica {
 
     /// Ends the current undo step: the next edit starts a new one even
     /// within the capture window (an editor calls it on a cursor jump).
+    ///
+    /// ```
+    /// use weft_client::{Client, UndoManager};
+    /// let doc = Client::in_memory().replica("notes").unwrap();
+    /// doc.set_undo_manager(Some(UndoManager::new()));
+    /// doc.transact(|tx| tx.text("t")?.insert(0, "one ")).unwrap();
+    /// doc.undo_boundary();
+    /// doc.transact(|tx| tx.text("t")?.insert(4, "two")).unwrap();
+    /// assert!(doc.undo().unwrap()); // only the second step
+    /// assert_eq!(doc.read(|d| d.text("t").unwrap().to_string()), "one ");
+    /// ```
     pub fn undo_boundary(&self) {
         self.shared.lock().doc.undo_boundary();
     }
@@ -408,17 +419,42 @@ impl Replica {
     /// stored and synced like any edit; `Ok(false)` if there was nothing to
     /// undo (or no manager, see [`Replica::set_undo_manager`]). Errors as
     /// [`Replica::transact`].
+    ///
+    /// ```
+    /// use weft_client::Client;
+    /// let doc = Client::in_memory().replica("notes").unwrap();
+    /// assert!(!doc.undo().unwrap()); // no manager: nothing to undo
+    /// ```
     pub fn undo(&self) -> Result<bool> {
         Ok(self.commit_local(Doc::undo)?.is_some())
     }
 
     /// Redoes the latest undone step (the inverse of [`Replica::undo`]);
     /// `Ok(false)` if there was none.
+    ///
+    /// ```
+    /// use weft_client::{Client, UndoManager};
+    /// let doc = Client::in_memory().replica("n").unwrap();
+    /// doc.set_undo_manager(Some(UndoManager::new()));
+    /// doc.transact(|tx| tx.counter("c")?.increment(2)).unwrap();
+    /// doc.undo().unwrap();
+    /// assert!(doc.redo().unwrap());
+    /// assert_eq!(doc.read(|d| d.counter("c").unwrap()), 2);
+    /// ```
     pub fn redo(&self) -> Result<bool> {
         Ok(self.commit_local(Doc::redo)?.is_some())
     }
 
     /// Whether [`Replica::undo`] / [`Replica::redo`] have a step to apply.
+    ///
+    /// ```
+    /// use weft_client::{Client, UndoManager};
+    /// let doc = Client::in_memory().replica("n").unwrap();
+    /// doc.set_undo_manager(Some(UndoManager::new()));
+    /// assert_eq!(doc.can_undo_redo(), (false, false));
+    /// doc.transact(|tx| tx.counter("c")?.increment(1)).unwrap();
+    /// assert_eq!(doc.can_undo_redo(), (true, false));
+    /// ```
     pub fn can_undo_redo(&self) -> (bool, bool) {
         let cell = self.shared.lock();
         cell.doc
