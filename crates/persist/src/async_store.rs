@@ -1,20 +1,22 @@
 //! [`AsyncStore`]: the [`Store`] API for tokio code.
 //!
-//! Every call runs on tokio's blocking pool (`spawn_blocking`), so SQLite
-//! I/O and fsyncs never stall the async worker threads. Concurrent async
-//! appends still share commits: each blocking task queues on the
-//! [`SqliteStore`](crate::SqliteStore)'s writer thread like any other caller.
+//! Appends go through the store's commit seam ([`Store::submit_updates`]):
+//! they are queued on the writer and the returned [`Commit`] future is
+//! awaited, so no thread is parked while an fsync runs and concurrent
+//! appends share commits. Reads, loads and compactions (CPU and read I/O)
+//! run on tokio's blocking pool (`spawn_blocking`).
 
+use crate::commit::Commit;
 use crate::load::StoredDoc;
 use crate::store::{Appended, CompactionReport, DocStats, Store};
 use crate::{Error, Result};
 use std::sync::Arc;
-use weft_core::{Doc, ReplicaId};
+use weft_core::{Doc, ReplicaId, Update};
 
 /// An async handle on a [`Store`]; cheap to clone.
 ///
 /// ```
-/// use weft_core::{Doc, ReplicaId};
+/// use weft_core::{Doc, ReplicaId, Update};
 /// use weft_persist::{AsyncStore, MemoryStore};
 /// let rt = tokio::runtime::Builder::new_multi_thread().build().unwrap();
 /// rt.block_on(async {
@@ -62,10 +64,36 @@ impl<S: Store + 'static> AsyncStore<S> {
         &self.store
     }
 
-    /// [`Store::append`]: resolves once the update is durable.
+    /// [`Store::append`]: resolves once the update is durable. The bytes
+    /// are checked on the blocking pool; the wait for the commit parks no
+    /// thread. Prefer [`AsyncStore::append_update`] for an update already
+    /// decoded.
     pub async fn append(&self, doc_id: impl Into<String>, update: Vec<u8>) -> Result<Appended> {
         let (s, id) = (self.store.clone(), doc_id.into());
-        blocking(move || s.append(&id, &update)).await
+        let commit: Commit = blocking(move || Ok(s.submit_many(&id, &[&update]))).await?;
+        commit.await.pop().unwrap_or(Err(Error::Closed))
+    }
+
+    /// Appends an update core already decoded and checked: queued on the
+    /// store's writer from this task, resolved once durable.
+    ///
+    /// ```
+    /// use weft_core::doc::Limits;
+    /// use weft_core::{Doc, ReplicaId, Update};
+    /// use weft_persist::{AsyncStore, Options, SqliteStore};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = SqliteStore::open(dir.path().join("w.db"), Options::default()).unwrap();
+    /// let store = AsyncStore::new(store);
+    /// let mut doc = Doc::new(ReplicaId::random());
+    /// let bytes = doc.transact(|tx| tx.counter("n")?.increment(1)).unwrap();
+    /// let update = Update::decode(bytes, &Limits::default()).unwrap();
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let appended = rt.block_on(store.append_update("d", &update)).unwrap();
+    /// assert_eq!(appended.seq, 1);
+    /// ```
+    pub async fn append_update(&self, doc_id: &str, update: &Update) -> Result<Appended> {
+        let commit = self.store.submit_updates(doc_id, &[update]);
+        commit.await.pop().unwrap_or(Err(Error::Closed))
     }
 
     /// [`Store::read`].

@@ -10,8 +10,10 @@
 //! concurrent writers instead of stopping at one fsync per update. There is
 //! no timer: a lone writer is never delayed.
 
+use crate::commit::{slot, Answer, Awaited};
 use crate::compaction::CompactCommit;
 use crate::compaction::CompactorHandle;
+use crate::load::Payload;
 use crate::record::RecordCodec;
 use crate::sqlite::{exec_append, exec_compact, exec_delete};
 use crate::store::{Appended, CompactionReport};
@@ -22,13 +24,13 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 
 /// Where the writer sends one command's result.
-pub(crate) type Reply<T> = mpsc::SyncSender<Result<T>>;
+pub(crate) type Reply<T> = Answer<Result<T>>;
 
 /// One queued write.
 pub(crate) enum Command {
     Append {
         doc_id: String,
-        update: Vec<u8>,
+        update: Payload,
         reply: Reply<Appended>,
     },
     Compact {
@@ -91,20 +93,20 @@ impl Writer {
     }
 }
 
-/// Queues a command built around a fresh reply channel and waits for it.
+/// Queues a command built around a fresh answer slot and waits for it.
 pub(crate) fn call<T>(
     tx: &mpsc::Sender<Command>,
     make: impl FnOnce(Reply<T>) -> Command,
 ) -> Result<T> {
-    send(tx, make)?.recv().map_err(|_| Error::Closed)?
+    send(tx, make)?.result()
 }
 
-/// Queues a command without waiting; the receiver yields its result.
+/// Queues a command without waiting; the slot yields its result.
 pub(crate) fn send<T>(
     tx: &mpsc::Sender<Command>,
     make: impl FnOnce(Reply<T>) -> Command,
-) -> Result<mpsc::Receiver<Result<T>>> {
-    let (reply, wait) = mpsc::sync_channel(1);
+) -> Result<Awaited<Result<T>>> {
+    let (reply, wait) = slot();
     tx.send(make(reply)).map_err(|_| Error::Closed)?;
     Ok(wait)
 }
@@ -201,9 +203,9 @@ fn commit_batch(conn: &Connection, ctx: &WriterCtx, batch: Vec<Command>) {
                 reply,
             } => {
                 let r = match &began {
-                    Ok(()) => {
-                        in_savepoint(conn, || exec_append(conn, &ctx.codec, &doc_id, &update))
-                    }
+                    Ok(()) => in_savepoint(conn, || {
+                        exec_append(conn, &ctx.codec, &doc_id, update.as_bytes())
+                    }),
                     Err(e) => Err(replicate(e)),
                 };
                 outcomes.push(Outcome::Append(reply, doc_id, r));
@@ -255,21 +257,21 @@ fn commit_batch(conn: &Connection, ctx: &WriterCtx, batch: Vec<Command>) {
                         }
                     }
                 }
-                let _ = reply.send(r);
+                reply.send(r);
             }
             Outcome::Compact(reply, r) => {
                 let r = match (r, commit_error()) {
                     (Ok(_), Some(e)) => Err(e),
                     (r, _) => r,
                 };
-                let _ = reply.send(r);
+                reply.send(r);
             }
             Outcome::Delete(reply, r) => {
                 let r = match (r, commit_error()) {
                     (Ok(_), Some(e)) => Err(e),
                     (r, _) => r,
                 };
-                let _ = reply.send(r);
+                reply.send(r);
             }
         }
     }

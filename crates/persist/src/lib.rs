@@ -39,7 +39,8 @@
 //! | `crypto.rs` | [`EncryptionKey`], XChaCha20-Poly1305 sealing, key check |
 //! | `postgres.rs` | [`PostgresStore`] (feature `postgres`): the shared store of cluster mode |
 //! | `memory.rs` | [`MemoryStore`], for tests |
-//! | `async_store.rs` | [`AsyncStore`] (feature `tokio`, on by default): `spawn_blocking` |
+//! | `commit.rs` | [`Commit`]: queued appends answered once durable, awaited or waited for |
+//! | `async_store.rs` | [`AsyncStore`] (feature `tokio`, on by default): appends through [`Commit`], reads on the blocking pool |
 //! | `error.rs` | [`Error`], [`RecordError`], [`Result`] |
 //!
 //! Durability, the on-disk format byte by byte and how both are tested:
@@ -47,6 +48,7 @@
 
 #[cfg(feature = "tokio")]
 mod async_store;
+mod commit;
 mod compaction;
 mod crypto;
 mod doc_id;
@@ -62,6 +64,7 @@ mod store;
 
 #[cfg(feature = "tokio")]
 pub use async_store::AsyncStore;
+pub use commit::Commit;
 pub use compaction::CompactionPolicy;
 pub use crypto::EncryptionKey;
 pub use doc_id::{validate_doc_id, MAX_DOC_ID_BYTES};

@@ -304,6 +304,23 @@ fn corrupt(doc_id: &str, kind: RecordKind, seq: u64, reason: crate::RecordError)
     }
 }
 
+/// The bytes of one append: checked raw bytes, or an update core decoded
+/// (shared, not copied).
+#[derive(Debug)]
+pub(crate) enum Payload {
+    Raw(Vec<u8>),
+    Update(weft_core::Update),
+}
+
+impl Payload {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            Payload::Raw(b) => b,
+            Payload::Update(u) => u.as_bytes(),
+        }
+    }
+}
+
 /// What a store's writer is handed for `updates` appended to `doc_id`: each
 /// checked ([`validate_doc_id`](crate::validate_doc_id), [`validate_update`])
 /// and owned, or the reason it is refused. Shared by every store's
@@ -311,11 +328,11 @@ fn corrupt(doc_id: &str, kind: RecordKind, seq: u64, reason: crate::RecordError)
 pub(crate) fn checked_appends<'a>(
     doc_id: &'a str,
     updates: &'a [&'a [u8]],
-) -> impl Iterator<Item = Result<(String, Vec<u8>)>> + 'a {
+) -> impl Iterator<Item = Result<(String, Payload)>> + 'a {
     updates.iter().map(move |update| {
         crate::validate_doc_id(doc_id)?;
         validate_update(doc_id, update)?;
-        Ok((doc_id.to_owned(), update.to_vec()))
+        Ok((doc_id.to_owned(), Payload::Raw(update.to_vec())))
     })
 }
 
@@ -325,10 +342,10 @@ pub(crate) fn checked_appends<'a>(
 pub(crate) fn trusted_appends<'a>(
     doc_id: &'a str,
     updates: &'a [&'a weft_core::Update],
-) -> impl Iterator<Item = Result<(String, Vec<u8>)>> + 'a {
+) -> impl Iterator<Item = Result<(String, Payload)>> + 'a {
     updates.iter().map(move |update| {
         crate::validate_doc_id(doc_id)?;
-        Ok((doc_id.to_owned(), update.as_bytes().to_vec()))
+        Ok((doc_id.to_owned(), Payload::Update((*update).clone())))
     })
 }
 

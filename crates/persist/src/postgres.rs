@@ -47,10 +47,11 @@
 //! * Every statement has a deadline (`Options` do not change it: 30 s);
 //!   a lost connection is re-established on the next call.
 
+use crate::commit::{slot, Answer, Commit};
 use crate::compaction::{prepare, CompactCommit, Plan};
 use crate::crypto::Cipher;
 use crate::error::RecordKind;
-use crate::load::{checked_appends, trusted_appends, verify, RawDoc, StoredDoc};
+use crate::load::{checked_appends, trusted_appends, verify, Payload, RawDoc, StoredDoc};
 use crate::record::RecordCodec;
 use crate::store::{Appended, CompactionReport, DocStats, Options, Store};
 use crate::{validate_doc_id, Error, Result};
@@ -161,12 +162,12 @@ fn doc_lock_key(doc_id: &str) -> i32 {
 enum WriteCmd {
     Append {
         doc_id: String,
-        update: Vec<u8>,
-        reply: mpsc::SyncSender<Result<Appended>>,
+        update: Payload,
+        reply: Answer<Result<Appended>>,
     },
     Delete {
         doc_id: String,
-        reply: mpsc::SyncSender<Result<bool>>,
+        reply: Answer<Result<bool>>,
     },
 }
 
@@ -431,14 +432,13 @@ impl PostgresStore {
         std::mem::take(&mut *v)
     }
 
-    fn append_all(
-        &self,
-        appends: impl Iterator<Item = Result<(String, Vec<u8>)>>,
-    ) -> Vec<Result<Appended>> {
-        let waits: Vec<Result<mpsc::Receiver<Result<Appended>>>> = appends
+    /// Queues every append (or its error) on the writer task without
+    /// waiting: they share its next transactions.
+    fn queue_all(&self, appends: impl Iterator<Item = Result<(String, Payload)>>) -> Commit {
+        let queued = appends
             .map(|a| {
                 let (doc_id, update) = a?;
-                let (reply, wait) = mpsc::sync_channel(1);
+                let (reply, wait) = slot();
                 self.inner
                     .writer
                     .send(WriteCmd::Append {
@@ -450,10 +450,7 @@ impl PostgresStore {
                 Ok(wait)
             })
             .collect();
-        waits
-            .into_iter()
-            .map(|w| w.and_then(|w| w.recv().map_err(|_| Error::Closed)?))
-            .collect()
+        Commit::from_queued(queued)
     }
 
     /// Queues a background compaction of `doc_id` (see `spawn_compaction`).
@@ -469,10 +466,10 @@ fn fail_batch(batch: Vec<WriteCmd>, e: &Error) {
     for cmd in batch {
         match cmd {
             WriteCmd::Append { reply, .. } => {
-                let _ = reply.send(Err(copy_error(e)));
+                reply.send(Err(copy_error(e)));
             }
             WriteCmd::Delete { reply, .. } => {
-                let _ = reply.send(Err(copy_error(e)));
+                reply.send(Err(copy_error(e)));
             }
         }
     }
@@ -487,7 +484,7 @@ fn copy_error(e: &Error) -> Error {
 
 /// One write of a batch, without its reply channel.
 enum Op {
-    Append { doc_id: String, update: Vec<u8> },
+    Append { doc_id: String, update: Payload },
     Delete { doc_id: String },
 }
 
@@ -498,8 +495,8 @@ enum Done {
 }
 
 enum Reply {
-    Append(mpsc::SyncSender<Result<Appended>>),
-    Delete(mpsc::SyncSender<Result<bool>>),
+    Append(Answer<Result<Appended>>),
+    Delete(Answer<Result<bool>>),
 }
 
 /// Runs a batch in one transaction and answers every caller after the
@@ -542,16 +539,16 @@ async fn commit_batch(shared: &Arc<Shared>, client: &mut Client, batch: Vec<Writ
                                 }
                             }
                         }
-                        let _ = reply.send(Ok(a));
+                        reply.send(Ok(a));
                     }
                     (Reply::Delete(reply), Done::Deleted(existed)) => {
-                        let _ = reply.send(Ok(existed));
+                        reply.send(Ok(existed));
                     }
                     (Reply::Append(reply), Done::Deleted(_)) => {
-                        let _ = reply.send(Err(Error::Closed));
+                        reply.send(Err(Error::Closed));
                     }
                     (Reply::Delete(reply), Done::Appended(_)) => {
-                        let _ = reply.send(Err(Error::Closed));
+                        reply.send(Err(Error::Closed));
                     }
                 }
             }
@@ -564,10 +561,10 @@ async fn commit_batch(shared: &Arc<Shared>, client: &mut Client, batch: Vec<Writ
             for reply in replies {
                 match reply {
                     Reply::Append(r) => {
-                        let _ = r.send(Err(copy_error(&e)));
+                        r.send(Err(copy_error(&e)));
                     }
                     Reply::Delete(r) => {
-                        let _ = r.send(Err(copy_error(&e)));
+                        r.send(Err(copy_error(&e)));
                     }
                 }
             }
@@ -624,7 +621,7 @@ async fn run_sorted(shared: &Shared, client: &mut Client, ops: &[&Op]) -> Result
                     if d != doc_id {
                         break;
                     }
-                    group.push(update);
+                    group.push(update.as_bytes());
                     i += 1;
                 }
                 let n = i64::try_from(group.len()).unwrap_or(i64::MAX);
@@ -963,13 +960,14 @@ async fn commit_compaction(
 
 impl Store for PostgresStore {
     fn append(&self, doc_id: &str, update: &[u8]) -> Result<Appended> {
-        self.append_all(checked_appends(doc_id, &[update]))
+        self.queue_all(checked_appends(doc_id, &[update]))
+            .wait()
             .pop()
             .unwrap_or(Err(Error::Closed))
     }
 
     fn append_many(&self, doc_id: &str, updates: &[&[u8]]) -> Vec<Result<Appended>> {
-        self.append_all(checked_appends(doc_id, updates))
+        self.queue_all(checked_appends(doc_id, updates)).wait()
     }
 
     fn append_updates(
@@ -977,8 +975,16 @@ impl Store for PostgresStore {
         doc_id: &str,
         updates: &[&weft_core::Update],
     ) -> Vec<Result<Appended>> {
+        self.submit_updates(doc_id, updates).wait()
+    }
+
+    fn submit_updates(&self, doc_id: &str, updates: &[&weft_core::Update]) -> Commit {
         // Checked when they were decoded: stored as they are.
-        self.append_all(trusted_appends(doc_id, updates))
+        self.queue_all(trusted_appends(doc_id, updates))
+    }
+
+    fn submit_many(&self, doc_id: &str, records: &[&[u8]]) -> Commit {
+        self.queue_all(checked_appends(doc_id, records))
     }
 
     fn read(&self, doc_id: &str) -> Result<Option<StoredDoc>> {
@@ -1029,7 +1035,7 @@ impl Store for PostgresStore {
 
     fn delete(&self, doc_id: &str) -> Result<bool> {
         validate_doc_id(doc_id)?;
-        let (reply, wait) = mpsc::sync_channel(1);
+        let (reply, wait) = slot();
         self.inner
             .writer
             .send(WriteCmd::Delete {
@@ -1037,7 +1043,7 @@ impl Store for PostgresStore {
                 reply,
             })
             .map_err(|_| Error::Closed)?;
-        wait.recv().map_err(|_| Error::Closed)?
+        wait.result()
     }
 
     fn stats(&self, doc_id: &str) -> Result<Option<DocStats>> {

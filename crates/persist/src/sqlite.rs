@@ -15,11 +15,14 @@
 //!   UNIQUE (doc, seq)) STRICT;
 //! ```
 
+use crate::commit::Commit;
 use crate::compaction::{prepare, CompactCommit, Compactor, Plan};
 use crate::crypto::Cipher;
 use crate::error::RecordKind;
 use crate::group_commit::{call, send, Command, Counters, Writer, WriterCtx};
-use crate::load::{checked_appends, trusted_appends, validate_update, verify, RawDoc, StoredDoc};
+use crate::load::{
+    checked_appends, trusted_appends, validate_update, verify, Payload, RawDoc, StoredDoc,
+};
 use crate::record::RecordCodec;
 use crate::store::{Appended, CompactionReport, DocStats, Options, Store};
 use crate::{validate_doc_id, Error, Result};
@@ -276,13 +279,10 @@ fn init_or_check(conn: &mut Connection, path: &Path, options: &Options) -> Resul
 }
 
 impl SqliteStore {
-    /// Queues every append (or its error) first, then waits for each: the
-    /// writer thread finds them all queued and commits them together.
-    fn append_all(
-        &self,
-        appends: impl Iterator<Item = Result<(String, Vec<u8>)>>,
-    ) -> Vec<Result<Appended>> {
-        let waits: Vec<Result<_>> = appends
+    /// Queues every append (or its error) without waiting: the writer
+    /// thread finds them all queued and commits them together.
+    fn queue_all(&self, appends: impl Iterator<Item = Result<(String, Payload)>>) -> Commit {
+        let queued = appends
             .map(|append| {
                 let (doc_id, update) = append?;
                 send(&self.inner.writer_tx, |reply| Command::Append {
@@ -292,10 +292,7 @@ impl SqliteStore {
                 })
             })
             .collect();
-        waits
-            .into_iter()
-            .map(|wait| wait.and_then(|w| w.recv().map_err(|_| Error::Closed)?))
-            .collect()
+        Commit::from_queued(queued)
     }
 }
 
@@ -727,7 +724,7 @@ impl Store for SqliteStore {
     fn append(&self, doc_id: &str, update: &[u8]) -> Result<Appended> {
         validate_doc_id(doc_id)?;
         validate_update(doc_id, update)?;
-        let (doc_id, update) = (doc_id.to_owned(), update.to_vec());
+        let (doc_id, update) = (doc_id.to_owned(), Payload::Raw(update.to_vec()));
         call(&self.inner.writer_tx, |reply| Command::Append {
             doc_id,
             update,
@@ -736,7 +733,7 @@ impl Store for SqliteStore {
     }
 
     fn append_many(&self, doc_id: &str, updates: &[&[u8]]) -> Vec<Result<Appended>> {
-        self.append_all(checked_appends(doc_id, updates))
+        self.queue_all(checked_appends(doc_id, updates)).wait()
     }
 
     fn append_updates(
@@ -744,8 +741,16 @@ impl Store for SqliteStore {
         doc_id: &str,
         updates: &[&weft_core::Update],
     ) -> Vec<Result<Appended>> {
+        self.submit_updates(doc_id, updates).wait()
+    }
+
+    fn submit_updates(&self, doc_id: &str, updates: &[&weft_core::Update]) -> Commit {
         // Checked when they were decoded: stored as they are.
-        self.append_all(trusted_appends(doc_id, updates))
+        self.queue_all(trusted_appends(doc_id, updates))
+    }
+
+    fn submit_many(&self, doc_id: &str, records: &[&[u8]]) -> Commit {
+        self.queue_all(checked_appends(doc_id, records))
     }
 
     fn read(&self, doc_id: &str) -> Result<Option<StoredDoc>> {

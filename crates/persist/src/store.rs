@@ -1,6 +1,7 @@
 //! The [`Store`] trait both the client and the relay write through, and the
 //! values it returns.
 
+use crate::commit::Commit;
 use crate::compaction::CompactionPolicy;
 use crate::crypto::EncryptionKey;
 use crate::load::{Replayed, StoredDoc};
@@ -71,6 +72,49 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> Vec<Result<Appended>> {
         let bytes: Vec<&[u8]> = updates.iter().map(|u| u.as_bytes()).collect();
         self.append_many(doc_id, &bytes)
+    }
+
+    /// Queues `updates` (decoded and checked by core) for appending to
+    /// `doc_id` and returns at once: the [`Commit`] answers each append,
+    /// in order, once it is durable. Appends queued later by anyone commit
+    /// in the same or a later transaction, never an earlier one, so a
+    /// caller that submits in order is stored in order.
+    ///
+    /// This is the seam for async code: awaiting the commit parks no
+    /// thread. [`SqliteStore`](crate::SqliteStore) and
+    /// `PostgresStore` queue on their writer; the default implementation
+    /// (used by [`MemoryStore`](crate::MemoryStore)) appends on the
+    /// calling thread and returns a settled commit, so a custom store
+    /// without a writer blocks the caller here.
+    ///
+    /// ```
+    /// use weft_core::doc::Limits;
+    /// use weft_core::{Doc, ReplicaId, Update};
+    /// use weft_persist::{MemoryStore, Store};
+    /// let mut doc = Doc::new(ReplicaId::random());
+    /// let bytes = doc.transact(|tx| tx.counter("n")?.increment(1)).unwrap();
+    /// let update = Update::decode(bytes, &Limits::default()).unwrap();
+    /// let commit = MemoryStore::new().submit_updates("d", &[&update]);
+    /// assert_eq!(commit.wait()[0].as_ref().unwrap().seq, 1);
+    /// ```
+    fn submit_updates(&self, doc_id: &str, updates: &[&weft_core::Update]) -> Commit {
+        Commit::ready(self.append_updates(doc_id, updates))
+    }
+
+    /// [`Store::submit_updates`] for encoded records that are checked here
+    /// like [`Store::append_many`]'s (so not free of CPU work on the
+    /// calling thread for large ones).
+    ///
+    /// ```
+    /// use weft_core::{Doc, ReplicaId};
+    /// use weft_persist::{MemoryStore, Store};
+    /// let mut doc = Doc::new(ReplicaId::random());
+    /// let bytes = doc.transact(|tx| tx.counter("n")?.increment(1)).unwrap();
+    /// let results = MemoryStore::new().submit_many("d", &[&bytes, b"junk"]).wait();
+    /// assert!(results[0].is_ok() && results[1].is_err());
+    /// ```
+    fn submit_many(&self, doc_id: &str, records: &[&[u8]]) -> Commit {
+        Commit::ready(self.append_many(doc_id, records))
     }
 
     /// The verified records of `doc_id` (snapshot and the updates after it),
