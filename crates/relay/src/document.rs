@@ -7,11 +7,18 @@
 //!
 //! Updates are handled in batches (whatever is queued, up to
 //! `doc_batch_updates`): each is applied to the document (which validates
-//! it; a duplicate is recognised here), the new ones are appended to the
-//! store together (one commit), and only then are they acknowledged and
-//! fanned out. If the store fails, the document is reloaded from the store,
-//! dropping whatever was applied but not stored, and those updates get
-//! `StoreUnavailable` so their senders retry.
+//! it; a duplicate is recognised here), the new ones are queued on the
+//! store together ([`weft_persist::Store::submit_updates`]: one commit)
+//! and fanned out at once; the batch then stays *in flight* until its
+//! commit settles, and only then are its senders answered (acks in
+//! arrival order). Fan-out never waits for the fsync, the ack always does:
+//! every weft client stores an edit before sending it and keeps it until
+//! acknowledged, so an update a reader saw before a relay crash is sent
+//! again by its author. While one commit is in flight the task goes on
+//! with the next batch (at most [`MAX_IN_FLIGHT`] batches). If an append
+//! fails, every batch in flight settles, then the document is reloaded
+//! from the store, dropping whatever was applied but not stored, and
+//! those updates get `StoreUnavailable` so their senders retry.
 //!
 //! Fan-out never waits for a reader: a subscriber whose queue is full is
 //! marked *behind* with the version it had at that point and skipped; once
@@ -19,7 +26,7 @@
 //! (everything it missed), or after `slow_consumer_grace` it is
 //! disconnected with `SlowConsumer`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,7 +49,11 @@ mod updates;
 
 use cluster::{ClusterDoc, CLUSTER_TICK};
 
-use updates::Waiting;
+use updates::{InFlight, Waiting};
+
+/// Batches whose commit may be outstanding at once per document; past it
+/// the task waits for the oldest before taking more updates.
+const MAX_IN_FLIGHT: usize = 32;
 
 /// The limits a client's update is decoded and checked under.
 pub(crate) fn update_limits(limits: &ServerLimits) -> Limits {
@@ -146,6 +157,11 @@ struct DocTask {
     /// `DocUnavailable`), so an unstored update is never acknowledged as a
     /// duplicate nor shown to anyone.
     stale: bool,
+    /// Batches applied and fanned out, waiting for their commit, oldest
+    /// first.
+    inflight: VecDeque<InFlight>,
+    /// An append of a batch in flight failed: reload once all settled.
+    store_failed: bool,
 }
 
 /// Runs the task of document `id` until its queue closes or it unloads.
@@ -171,6 +187,8 @@ pub(crate) async fn run(
                 used,
                 cluster,
                 stale: false,
+                inflight: VecDeque::new(),
+                store_failed: false,
             };
             task.serve(&mut rx, generation).await;
         }
@@ -214,6 +232,18 @@ async fn load(state: &Shared, id: &DocId) -> Result<(Doc, Owners, u64), String> 
         })
         .await;
     loaded.unwrap_or_else(|| Err("load task failed".to_owned()))
+}
+
+/// The results of the oldest batch in flight, once its commit settled;
+/// never resolves while nothing is in flight. Cancel-safe: results already
+/// in are kept in the commit.
+async fn next_settled(
+    inflight: &mut VecDeque<InFlight>,
+) -> Vec<Result<weft_persist::Appended, weft_persist::Error>> {
+    match inflight.front_mut() {
+        Some(batch) => (&mut batch.commit).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Answers a command that cannot be served.
@@ -264,9 +294,23 @@ impl DocTask {
             if self.cluster.is_some() && !self.subs.is_empty() {
                 wait = wait.min(CLUSTER_TICK);
             }
-            let cmd = match tokio::time::timeout(wait, rx.recv()).await {
+            let received = tokio::select! {
+                biased;
+                results = next_settled(&mut self.inflight) => {
+                    if let Some(batch) = self.inflight.pop_front() {
+                        self.settle(batch, results);
+                    }
+                    self.recover().await;
+                    continue;
+                }
+                received = tokio::time::timeout(wait, rx.recv()) => received,
+            };
+            let cmd = match received {
                 Ok(Some(cmd)) => cmd,
-                Ok(None) => return,
+                Ok(None) => {
+                    self.settle_all().await;
+                    return;
+                }
                 Err(_) if self.lagging > 0 => {
                     self.catch_up().await;
                     continue;
@@ -303,7 +347,11 @@ impl DocTask {
                                 Err(_) => break,
                             }
                         }
+                        while self.inflight.len() >= MAX_IN_FLIGHT {
+                            self.settle_oldest().await;
+                        }
                         self.updates(batch).await;
+                        self.recover().await;
                     }
                     other => self.handle(other).await,
                 }
@@ -318,6 +366,7 @@ impl DocTask {
     /// Leaves the hub and hands whatever raced in to a fresh task.
     async fn unload(&mut self, rx: &mut mpsc::Receiver<DocCmd>, generation: u64) {
         debug!(doc = %self.id, "unloading idle document");
+        self.settle_all().await;
         self.state.hub.remove_if(&self.id, generation);
         rx.close();
         while let Some(cmd) = rx.recv().await {
@@ -397,8 +446,12 @@ impl DocTask {
         }
     }
 
-    /// Replaces the in-memory document and bindings with the store's.
+    /// Replaces the in-memory document and bindings with the store's,
+    /// once every batch in flight has settled (so nothing acknowledged is
+    /// missing from what is loaded).
     async fn reload(&mut self) {
+        self.settle_all().await;
+        self.store_failed = false;
         match load(&self.state, &self.id).await {
             Ok((doc, owners, loaded_seq)) => {
                 self.doc = doc;

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use metrics::{
     describe_counter, describe_gauge, describe_histogram, Counter, Gauge, Histogram, Unit,
 };
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use weft_protocol::ErrorCode;
 
 use crate::RelayError;
@@ -31,6 +31,9 @@ pub const FRAMES_OUT: &str = "weft_relay_frames_out_total";
 pub const BYTES_OUT: &str = "weft_relay_bytes_out_total";
 /// Seconds from an update's arrival at its document to its fan-out (histogram).
 pub const FANOUT_LAG: &str = "weft_relay_fanout_lag_seconds";
+/// Seconds from an update's arrival at its document to its ack, i.e.
+/// until its commit settled (histogram).
+pub const ACK_LAG: &str = "weft_relay_ack_lag_seconds";
 /// Seconds one batch of appends took to become durable (histogram).
 pub const STORE_LATENCY: &str = "weft_relay_store_seconds";
 /// Frames queued to clients and not yet written, all connections (gauge).
@@ -53,13 +56,33 @@ pub const UPGRADE_TIMEOUTS: &str = "weft_relay_upgrade_timeouts_total";
 /// the connection was over its presence rate (counter).
 pub const PRESENCE_COALESCED: &str = "weft_relay_presence_coalesced_total";
 
+/// Bucket bounds of every `_seconds` histogram: exported as Prometheus
+/// histograms (not decaying summaries), so the rare slow commit or stalled
+/// fan-out stays visible in `_bucket` counts, and quantiles can be
+/// computed over any window.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// Bucket bounds of the document queue depth.
+const DEPTH_BUCKETS: &[f64] = &[
+    0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0,
+];
+
 static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 
 /// Installs (once) and returns the process-wide Prometheus recorder.
 pub(crate) fn install() -> Result<PrometheusHandle, RelayError> {
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(DOC_QUEUE_DEPTH.into()), DEPTH_BUCKETS)
+                })
+                .map_err(|e| e.to_string())?
+                .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).map_err(|e| e.to_string())?;
             describe();
@@ -88,6 +111,11 @@ fn describe() {
         "Update arrival at its document to fan-out"
     );
     describe_histogram!(STORE_LATENCY, Unit::Seconds, "Durable append of one batch");
+    describe_histogram!(
+        ACK_LAG,
+        Unit::Seconds,
+        "Update arrival at its document to its ack (after its commit)"
+    );
     describe_gauge!(QUEUED_FRAMES, "Frames queued to clients, not yet written");
     describe_histogram!(DOC_QUEUE_DEPTH, "Commands waiting for a document task");
     describe_counter!(ERRORS, "Error frames sent, by code");
@@ -141,6 +169,7 @@ pub(crate) struct Meters {
     pub(crate) bytes_out: Counter,
     pub(crate) fanout_lag: Histogram,
     pub(crate) store_latency: Histogram,
+    pub(crate) ack_lag: Histogram,
     pub(crate) queued_frames: Gauge,
     pub(crate) doc_queue_depth: Histogram,
     pub(crate) slow_reader_resyncs: Counter,
@@ -160,6 +189,7 @@ impl Meters {
             bytes_out: metrics::counter!(BYTES_OUT),
             fanout_lag: metrics::histogram!(FANOUT_LAG),
             store_latency: metrics::histogram!(STORE_LATENCY),
+            ack_lag: metrics::histogram!(ACK_LAG),
             queued_frames: metrics::gauge!(QUEUED_FRAMES),
             doc_queue_depth: metrics::histogram!(DOC_QUEUE_DEPTH),
             slow_reader_resyncs: metrics::counter!(SLOW_READER_RESYNCS),

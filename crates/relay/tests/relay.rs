@@ -715,8 +715,22 @@ async fn health_metrics_and_graceful_shutdown() {
         "weft_relay_bytes_out_total",
         "weft_relay_fanout_lag_seconds",
         "weft_relay_store_seconds",
+        "weft_relay_ack_lag_seconds",
     ] {
         assert!(text.contains(name), "{name} missing from /metrics");
+    }
+    // Latencies are histograms with fixed buckets, not decaying summaries:
+    // a rare slow commit stays visible in the bucket counts.
+    for name in ["weft_relay_store_seconds", "weft_relay_ack_lag_seconds"] {
+        assert!(
+            text.contains(&format!("{name}_bucket{{le=\"0.001\"}}"))
+                && text.contains(&format!("{name}_bucket{{le=\"+Inf\"}}")),
+            "{name} is exported with buckets"
+        );
+        assert!(
+            !text.contains(&format!("{name}{{quantile=")),
+            "{name} is not a summary"
+        );
     }
     assert!(metric(&text, "weft_relay_updates_stored_total") >= 1.0);
     let shutdown = tokio::spawn(relay.shutdown());

@@ -116,6 +116,12 @@ impl DocTask {
 
     /// An update another node stored as `seq`.
     pub(super) async fn remote_update(&mut self, seq: u64, bytes: Vec<u8>) {
+        if self.cluster.is_none() {
+            return;
+        }
+        // This node's own appends in flight get their seqs first, so the
+        // seqs integrated never show a gap that is only a pending commit.
+        self.settle_all().await;
         let Some(c) = &self.cluster else { return };
         if seq <= c.seqs.floor() {
             return; // already integrated (from the store, or a duplicate entry)
@@ -177,6 +183,10 @@ impl DocTask {
     /// `Remote` diff. The store is read whole (snapshot and log) on the
     /// blocking pool.
     pub(super) async fn catch_up_from_store(&mut self) {
+        if self.cluster.is_none() {
+            return;
+        }
+        self.settle_all().await;
         let Some(c) = &mut self.cluster else { return };
         let now = Instant::now();
         if !c.catch_up.may_run(now) {
@@ -248,6 +258,10 @@ impl DocTask {
     /// Asks the store whether it holds seqs this node has not integrated;
     /// catches up if so.
     pub(super) async fn poll_store(&mut self) {
+        if self.cluster.is_none() {
+            return;
+        }
+        self.settle_all().await;
         let Some(c) = &mut self.cluster else { return };
         c.last_poll = Instant::now();
         let floor = c.seqs.floor();

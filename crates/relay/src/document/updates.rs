@@ -6,21 +6,31 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use tracing::warn;
 use weft_core::doc::ApplyStatus;
+use weft_core::VersionVector;
 use weft_core::{DocError, Update};
-use weft_persist::Appended;
-use weft_protocol::{DocId, ErrorCode, Frame};
+use weft_persist::{Appended, Commit};
+use weft_protocol::{ErrorCode, Frame};
 
 use super::{send_control, DocTask, UpdateCmd};
 use crate::owners::{Owners, Verdict};
-use crate::state::Shared;
 
 /// One sender's updates waiting for dependencies the document lacks.
 #[derive(Debug, Default)]
 pub(super) struct Waiting {
     pub(super) cmds: VecDeque<UpdateCmd>,
     bytes: usize,
+}
+
+/// A batch applied and fanned out whose appends are not yet durable:
+/// answered, in order, when its commit settles.
+pub(super) struct InFlight {
+    queued: Instant,
+    handled: Vec<UpdateCmd>,
+    outcomes: Vec<Outcome>,
+    /// The updates of the `Store` outcomes, in order.
+    stored: Vec<Update>,
+    pub(super) commit: Commit,
 }
 
 /// What happened to one update of a batch.
@@ -96,8 +106,9 @@ impl DocTask {
         Ok(())
     }
 
-    /// Decides, applies, stores, acknowledges and fans out one batch;
-    /// returns whether the document changed.
+    /// Decides and applies one batch, queues its new updates on the store,
+    /// fans them out, and leaves the batch in flight until its commit
+    /// settles ([`DocTask::settle`]); returns whether the document changed.
     async fn run_batch(&mut self, batch: Vec<UpdateCmd>) -> bool {
         if self.stale {
             self.reload().await;
@@ -173,39 +184,136 @@ impl DocTask {
             outcomes.push(outcome);
             handled.push(u);
         }
+        // Bindings are durable before any update relying on them is
+        // queued (they are rare: a replica's first update here).
         let bound = if bindings.is_empty() {
             Ok(())
         } else {
             let key = Owners::store_key(self.id.as_str());
-            let (_, results) = store_bytes(&self.state, &key, bindings).await;
-            results
+            let refs: Vec<&[u8]> = bindings.iter().map(Vec::as_slice).collect();
+            let commit = self.state.store.submit_many(&key, &refs);
+            commit
+                .await
                 .into_iter()
                 .find_map(Result::err)
-                .map_or(Ok(()), Err)
+                .map_or(Ok(()), |e| Err(e.to_string()))
         };
-        let (stored, results) = match bound {
-            Ok(()) => store(&self.state, &self.id, to_store).await,
-            Err(e) => {
-                // Nothing that relies on an unstored binding is stored.
-                let n = to_store.len();
-                let message = e.to_string();
-                (
-                    to_store,
-                    (0..n)
-                        .map(|_| {
-                            Err(weft_persist::Error::Io(std::io::Error::other(
-                                message.clone(),
-                            )))
-                        })
-                        .collect(),
-                )
+        let changed = bound.is_ok() && !to_store.is_empty();
+        let commit = match bound {
+            Ok(()) if to_store.is_empty() => Commit::ready(Vec::new()),
+            Ok(()) => {
+                let refs: Vec<&Update> = to_store.iter().collect();
+                self.state.store.submit_updates(self.id.as_str(), &refs)
             }
+            // Nothing that relies on an unstored binding is stored or shown.
+            Err(message) => Commit::ready(
+                to_store
+                    .iter()
+                    .map(|_| {
+                        Err(weft_persist::Error::Io(std::io::Error::other(
+                            message.clone(),
+                        )))
+                    })
+                    .collect(),
+            ),
         };
-        let failed = results.iter().any(Result::is_err);
-        let mut stored = stored.into_iter().zip(results);
-        let mut fanned = Vec::new();
-        for (u, outcome) in handled.iter().zip(outcomes) {
+        if changed {
+            // Fan-out does not wait for the fsync; the ack does (`settle`).
+            // A reader may see an update the relay has not yet stored: its
+            // author keeps it until acknowledged and resends it after any
+            // failure or crash.
+            self.fan_out_applied(&before, &to_store, &handled, &outcomes, unblocked)
+                .await;
+        }
+        self.inflight.push_back(InFlight {
+            queued: Instant::now(),
+            handled,
+            outcomes,
+            stored: to_store,
+            commit,
+        });
+        changed
+    }
+
+    /// Sends a batch's applied updates to every subscriber but their
+    /// senders, or, when they released waiting updates, the whole batch
+    /// as one diff to everyone.
+    async fn fan_out_applied(
+        &mut self,
+        before: &VersionVector,
+        stored: &[Update],
+        handled: &[UpdateCmd],
+        outcomes: &[Outcome],
+        unblocked: bool,
+    ) {
+        if unblocked {
+            // Updates that waited for these are now integrated; a
+            // subscriber that joined after they arrived never got them, so
+            // everyone gets the batch as one diff (duplicates are no-ops).
+            let since = before.clone();
+            let cost = self.doc_cost();
+            if let Some(diff) = self.with_doc(cost, move |doc| doc.diff(&since)).await {
+                let frame = Frame::Remote {
+                    doc: self.id.clone(),
+                    update: diff,
+                };
+                self.fan_out(&Bytes::from(frame.encode()), None, Some(before));
+            }
+        } else {
+            let senders = handled
+                .iter()
+                .zip(outcomes)
+                .filter(|(_, o)| matches!(o, Outcome::Store))
+                .map(|(u, _)| u.peer);
+            for (update, peer) in stored.iter().zip(senders) {
+                let frame = Frame::Remote {
+                    doc: self.id.clone(),
+                    update: update.as_bytes().to_vec(),
+                };
+                self.fan_out(&Bytes::from(frame.encode()), Some(peer), Some(before));
+            }
+        }
+        for (u, _) in handled
+            .iter()
+            .zip(outcomes)
+            .filter(|(_, o)| matches!(o, Outcome::Store))
+        {
+            self.state
+                .meters
+                .fanout_lag
+                .record(u.received.elapsed().as_secs_f64());
+        }
+    }
+
+    /// Answers the oldest batch in flight once its commit settled: acks
+    /// for what is durable, `StoreUnavailable` for what is not. A failed
+    /// append sets `store_failed`: the document is reloaded once every
+    /// batch in flight has settled ([`DocTask::recover`]).
+    pub(super) fn settle(
+        &mut self,
+        batch: InFlight,
+        results: Vec<Result<Appended, weft_persist::Error>>,
+    ) {
+        if !batch.stored.is_empty() {
+            self.state
+                .meters
+                .store_latency
+                .record(batch.queued.elapsed().as_secs_f64());
+        }
+        let mut stored = batch.stored.into_iter().zip(results);
+        for (u, outcome) in batch.handled.iter().zip(batch.outcomes) {
             match outcome {
+                // After a failed append, a duplicate may be a copy of what
+                // failed (still in memory until the reload): not acked.
+                Outcome::Duplicate if self.store_failed => send_control(
+                    &u.out,
+                    Frame::error(
+                        ErrorCode::StoreUnavailable,
+                        Some(self.id.clone()),
+                        Some(u.seq),
+                        "the store failed; retry",
+                    ),
+                ),
                 Outcome::Duplicate => send_control(
                     &u.out,
                     Frame::Ack {
@@ -220,6 +328,10 @@ impl DocTask {
                 Outcome::Store => match stored.next() {
                     Some((update, Ok(appended))) => {
                         self.state.meters.updates_stored.increment(1);
+                        self.state
+                            .meters
+                            .ack_lag
+                            .record(u.received.elapsed().as_secs_f64());
                         self.stored_here(appended.seq, &update);
                         send_control(
                             &u.out,
@@ -228,63 +340,58 @@ impl DocTask {
                                 seq: u.seq,
                             },
                         );
-                        fanned.push((u.peer, update, u.received));
                     }
-                    Some((_, Err(e))) => send_control(
-                        &u.out,
-                        Frame::error(
-                            ErrorCode::StoreUnavailable,
-                            Some(self.id.clone()),
-                            Some(u.seq),
-                            e.to_string(),
-                        ),
-                    ),
-                    None => send_control(
-                        &u.out,
-                        Frame::error(
-                            ErrorCode::Internal,
-                            Some(self.id.clone()),
-                            Some(u.seq),
-                            "lost track of a stored update",
-                        ),
-                    ),
+                    Some((_, Err(e))) => {
+                        self.store_failed = true;
+                        send_control(
+                            &u.out,
+                            Frame::error(
+                                ErrorCode::StoreUnavailable,
+                                Some(self.id.clone()),
+                                Some(u.seq),
+                                e.to_string(),
+                            ),
+                        );
+                    }
+                    None => {
+                        self.store_failed = true;
+                        send_control(
+                            &u.out,
+                            Frame::error(
+                                ErrorCode::Internal,
+                                Some(self.id.clone()),
+                                Some(u.seq),
+                                "lost track of a stored update",
+                            ),
+                        );
+                    }
                 },
             }
         }
-        if failed {
-            // Drop what was applied but not stored: the store is the truth.
+    }
+
+    /// Waits for the oldest batch in flight and answers it.
+    pub(super) async fn settle_oldest(&mut self) {
+        if let Some(mut batch) = self.inflight.pop_front() {
+            let results = (&mut batch.commit).await;
+            self.settle(batch, results);
+        }
+    }
+
+    /// Answers every batch in flight, oldest first, waiting for each.
+    pub(super) async fn settle_all(&mut self) {
+        while !self.inflight.is_empty() {
+            self.settle_oldest().await;
+        }
+    }
+
+    /// After a failed append: settles what is still in flight, then drops
+    /// whatever was applied but not stored by reloading from the store
+    /// (the store is the truth).
+    pub(super) async fn recover(&mut self) {
+        if self.store_failed {
             self.reload().await;
-            return false;
         }
-        if unblocked {
-            // Updates that waited for these are now integrated; a
-            // subscriber that joined after they arrived never got them, so
-            // everyone gets the batch as one diff (duplicates are no-ops).
-            let since = before.clone();
-            let cost = self.doc_cost();
-            if let Some(diff) = self.with_doc(cost, move |doc| doc.diff(&since)).await {
-                let frame = Frame::Remote {
-                    doc: self.id.clone(),
-                    update: diff,
-                };
-                self.fan_out(&Bytes::from(frame.encode()), None, Some(&before));
-            }
-        } else {
-            for (peer, update, _) in &fanned {
-                let frame = Frame::Remote {
-                    doc: self.id.clone(),
-                    update: update.as_bytes().to_vec(),
-                };
-                self.fan_out(&Bytes::from(frame.encode()), Some(*peer), Some(&before));
-            }
-        }
-        for (_, _, received) in &fanned {
-            self.state
-                .meters
-                .fanout_lag
-                .record(received.elapsed().as_secs_f64());
-        }
-        !fanned.is_empty()
     }
 
     /// The checks an applicable update passes before it is applied — its
@@ -354,62 +461,4 @@ impl DocTask {
             }
         }
     }
-}
-
-/// Appends `updates` durably, together; one result each.
-async fn store(
-    state: &Shared,
-    id: &DocId,
-    updates: Vec<Update>,
-) -> (Vec<Update>, Vec<Result<Appended, weft_persist::Error>>) {
-    if updates.is_empty() {
-        return (updates, Vec::new());
-    }
-    let store = state.store.clone();
-    let key = id.as_str().to_owned();
-    let n = updates.len();
-    let started = Instant::now();
-    let joined = tokio::task::spawn_blocking(move || {
-        let refs: Vec<&Update> = updates.iter().collect();
-        let results = store.append_updates(&key, &refs);
-        (updates, results)
-    })
-    .await;
-    state
-        .meters
-        .store_latency
-        .record(started.elapsed().as_secs_f64());
-    match joined {
-        Ok(done) => done,
-        Err(e) => {
-            warn!(doc = %id, error = %e, "store task failed");
-            (
-                Vec::new(),
-                (0..n).map(|_| Err(weft_persist::Error::Closed)).collect(),
-            )
-        }
-    }
-}
-
-/// Appends encoded records (replica bindings) durably, together.
-async fn store_bytes(
-    state: &Shared,
-    key: &str,
-    records: Vec<Vec<u8>>,
-) -> (Vec<Vec<u8>>, Vec<Result<Appended, weft_persist::Error>>) {
-    let store = state.store.clone();
-    let key = key.to_owned();
-    let n = records.len();
-    let joined = tokio::task::spawn_blocking(move || {
-        let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
-        let results = store.append_many(&key, &refs);
-        (records, results)
-    })
-    .await;
-    joined.unwrap_or_else(|_| {
-        (
-            Vec::new(),
-            (0..n).map(|_| Err(weft_persist::Error::Closed)).collect(),
-        )
-    })
 }
