@@ -105,6 +105,7 @@ mod link;
 mod outbox;
 mod presence;
 mod replica;
+mod send_order;
 mod status;
 mod tls;
 

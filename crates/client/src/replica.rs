@@ -3,6 +3,7 @@
 
 use crate::link::{Command, Link};
 use crate::presence::{self, Peers, PresenceBook};
+use crate::send_order::SendOrder;
 use crate::{Error, Result, SyncStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -92,6 +93,8 @@ pub(crate) struct ReplicaShared {
     /// What the relay last said this client may do with the document
     /// (protocol 2 `Access`); `None` until a relay has said.
     pub(crate) access: watch::Sender<Option<Access>>,
+    /// Local updates go to the sync task in the order they were committed.
+    send_order: SendOrder,
     /// Set by [`Client::close`](crate::Client::close): the handle no longer
     /// edits or syncs.
     closed: AtomicBool,
@@ -128,6 +131,7 @@ impl ReplicaShared {
             presence: PresenceBook::new(max_presence_peers),
             skipped,
             access: watch::Sender::new(None),
+            send_order: SendOrder::default(),
             closed: AtomicBool::new(false),
         }
     }
@@ -210,8 +214,8 @@ impl ReplicaShared {
             Ok(update) => update,
             Err(error) => return Ok(Received::Refused(error)),
         };
-        let mut cell = self.lock();
-        let cell = &mut *cell;
+        let mut guard = self.lock();
+        let cell = &mut *guard;
         if cell.doc.readiness(&update) == ApplyStatus::Pending {
             cell.waiting.prune(cell.doc.version());
             let decoded = update.decoded_len();
@@ -238,15 +242,22 @@ impl ReplicaShared {
             ApplyStatus::Pending => cell.waiting.add(update.to().clone(), update.decoded_len()),
             ApplyStatus::Applied => cell.waiting.prune(cell.doc.version()),
         }
-        // Decoded and checked above: stored without decoding it again.
-        let appended = self
-            .store
-            .append_updates(self.id.as_str(), &[&update])
+        // Decoded and checked above: stored without decoding it again,
+        // queued under the lock (the store's order is the document's) and
+        // waited for without it (local edits do not wait for this fsync).
+        let commit = self.store.submit_updates(self.id.as_str(), &[&update]);
+        drop(guard);
+        let appended = commit
+            .wait()
             .pop()
             .unwrap_or(Err(weft_persist::Error::Closed));
         if let Err(e) = appended {
-            if report.status == ApplyStatus::Applied && cell.unstored_from.is_none() {
-                cell.unstored_from = Some(before);
+            if report.status == ApplyStatus::Applied {
+                let mut cell = self.lock();
+                cell.unstored_from = Some(match cell.unstored_from.take() {
+                    Some(older) => older.meet(&before),
+                    None => before,
+                });
             }
             return Err(format!("storing a received update: {e}"));
         }
@@ -297,8 +308,9 @@ impl Replica {
     /// Runs `edit` as one transaction: applies it in memory, appends the
     /// update to the local store (durable when this returns: fsynced for a
     /// SQLite store) and hands it to the sync task. Returns the encoded
-    /// update. Blocks for the store's commit; from async code prefer
-    /// [`Replica::transact_async`].
+    /// update. Blocks for the store's commit, without holding the
+    /// document's lock (reads, observers and remote updates go on while
+    /// the fsync runs); from async code prefer [`Replica::transact_async`].
     ///
     /// If `edit` fails nothing changes ([`Error::Doc`]); nor on a closed
     /// document ([`Error::Closed`]) or one the relay announced read-only
@@ -351,13 +363,33 @@ impl Replica {
             Some(since) => (cell.doc.diff(&since), since),
             None => (update.clone(), before),
         };
-        if let Err(e) = shared.store.append(shared.id.as_str(), &bytes) {
-            cell.unstored_from = Some(since);
+        // Queued on the store under the lock (so the store's order is the
+        // document's), then waited for without it: reads, observers and
+        // remote updates do not wait for this edit's fsync.
+        let commit = shared.store.submit_many(shared.id.as_str(), &[&bytes]);
+        let ticket = shared.send_order.ticket();
+        drop(cell);
+        let stored = commit
+            .wait()
+            .pop()
+            .unwrap_or(Err(weft_persist::Error::Closed));
+        // Handed to the sync task in commit order, and only once durable:
+        // a relay never holds an edit this client could lose in a crash.
+        let _turn = shared.send_order.wait_turn(ticket);
+        if let Err(e) = stored {
+            let mut cell = shared.lock();
+            // Keep the oldest unstored point: the next edit stores
+            // everything since (a later edit's own append may have
+            // succeeded; storing it again is harmless).
+            cell.unstored_from = Some(match cell.unstored_from.take() {
+                Some(older) => older.meet(&since),
+                None => since,
+            });
             return Err(Error::Store(e));
         }
-        // Under the lock, before the sync task can see the update: a
-        // status read after this call never claims `Synced` for it (the
-        // task recomputes the count when it takes the update).
+        // Before the sync task can see the update: a status read after
+        // this call never claims `Synced` for it (the task recomputes the
+        // count when it takes the update).
         shared.status.send_if_modified(|s| match s {
             SyncStatus::Synced => {
                 *s = SyncStatus::Syncing { pending: 1 };
@@ -369,8 +401,8 @@ impl Replica {
             }
             _ => false,
         });
-        // Queued while the lock is held, so the sync task sees local
-        // updates in commit order.
+        // Sent in turn order, so the sync task sees local updates in
+        // commit order.
         shared.link.send(Command::Local {
             doc: shared.id.clone(),
             update: bytes,
