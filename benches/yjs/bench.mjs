@@ -367,7 +367,7 @@ async function withServer (kind, key, fn) {
   }
 }
 
-log('config', JSON.stringify(cfg))
+log('config', JSON.stringify(cfg), 'loadavg', os.loadavg().map((x) => x.toFixed(2)).join(' '), 'cpus', os.cpus().length)
 const t0 = Date.now()
 for (const sc of cfg.scenarios) {
   for (const kind of cfg.servers) {

@@ -8,7 +8,7 @@ VERSION=0.9.1
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/.y-sweet"
 bin="$root/bin/y-sweet"
-if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$VERSION"; then
+if [ -x "$bin" ] && [ "$("$bin" version 2>/dev/null)" = "$VERSION" ]; then
   echo "y-sweet $VERSION already installed at $bin"
   exit 0
 fi
@@ -16,4 +16,4 @@ fi
 target="${Y_SWEET_TARGET_DIR:-$root/target}"
 CARGO_TARGET_DIR="$target" cargo install --locked y-sweet --version "$VERSION" --root "$root"
 rm -rf "$target"
-"$bin" --version
+"$bin" version
