@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import * as Y from 'yjs'
 import { clocks, frame, nowMs, open, pool, pregen, sleep, syncMessage } from './lib.mjs'
+import { NAMES, table } from './table.mjs'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const env = process.env
@@ -49,7 +50,6 @@ const cfg = {
   workers: Number(env.WORKERS || 2),
   settleMs: QUICK ? 200 : 1000 // pauses between phases, so one phase's tail does not land in the next
 }
-const NAMES = { weft: 'weft-relay', yws: 'y-websocket-server', hocuspocus: 'Hocuspocus', ysweet: 'y-sweet' }
 const log = (...a) => console.error(new Date().toISOString().slice(11, 19), ...a)
 
 // ---------------------------------------------------------------- servers
@@ -240,18 +240,21 @@ async function rooms (server) {
     await sleep(cfg.settleMs)
     for (const rate of cfg.rates) {
       const cpu0 = cpuMs(server.pid)
+      const self0 = process.cpuUsage() // this process, all threads: the load tool
       const t0 = nowMs()
       for (let i = 0; i < ws.length; i++) ws[i].send({ type: 'go', rate: (rate * parts[i].length) / cfg.rooms, duration: cfg.duration, drain: 5000 })
       const done = []
       for (const w of ws) done.push(await w.recv())
       const wall = nowMs() - t0
       const cpu = cpuMs(server.pid) - cpu0
+      const self = process.cpuUsage(self0)
       const lat = done.flatMap((d) => Array.from(d.lat))
       const sent = done.reduce((a, d) => a + d.sent, 0)
       out[rate] = {
         p50: pct(lat, 0.5),
         p99: pct(lat, 0.99),
         cpuPct: (cpu / wall) * 100,
+        clientCpuPct: ((self.user + self.system) / 1000 / wall) * 100,
         lost: done.reduce((a, d) => a + d.lost, 0),
         sent,
         sentPerSec: sent / (Math.max(...done.map((d) => d.sendMs)) / 1000),
@@ -386,48 +389,5 @@ for (const sc of cfg.scenarios) {
 log(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
 if (env.OUT) fs.writeFileSync(env.OUT, JSON.stringify({ cfg, results }, null, 1))
 
-// one row per figure; ratio = weft ÷ the best peer (below 1 = weft better,
-// for updates/s above 1 = weft better)
-const rows = []
-const fmt = (x, d = 1) => (x === undefined || Number.isNaN(x) ? '—' : x.toFixed(d))
-const row = (label, key, get, { d = 1, higher = false, ratio = true } = {}) => rows.push({ label, key, get, d, higher, ratio })
-for (const n of cfg.fanout) {
-  row(`fan-out 1→${n}, 100 upd/s: p50 ms`, `fanout-${n}`, (v) => v.p50)
-  row(`fan-out 1→${n}: p99 ms`, `fanout-${n}`, (v) => v.p99)
-  row(`fan-out 1→${n}: lost of ${n * cfg.fanoutUpdates}`, `fanout-${n}`, (v) => v.lost, { d: 0, ratio: false })
-}
-for (const r of cfg.rates) {
-  const k = `rooms-${r}`
-  row(`${cfg.rooms} rooms × 2, ${r} upd/s: p50 ms`, k, (v) => v.p50)
-  row(`${cfg.rooms} rooms, ${r} upd/s: p99 ms`, k, (v) => v.p99)
-  row(`${cfg.rooms} rooms, ${r} upd/s: server CPU %`, k, (v) => v.cpuPct, { d: 0 })
-  row(`${cfg.rooms} rooms, ${r} upd/s: lost`, k, (v) => v.lost, { d: 0, ratio: false })
-  row(`${cfg.rooms} rooms, ${r} upd/s: sent/s reached`, k, (v) => v.sentPerSec, { d: 0, ratio: false })
-}
-row(`${cfg.idle} idle sockets: connect all, s`, 'idle', (v) => v.connectMs / 1000, { d: 2 })
-row(`${cfg.idle} idle sockets: server RSS KiB/socket`, 'idle', (v) => v.rssPerConnKiB)
-row(`${cfg.idle} idle sockets: failed`, 'idle', (v) => v.failed, { d: 0, ratio: false })
-row(`catch-up ${cfg.catchupChars} chars: ms (median of ${cfg.catchupRuns})`, 'catchup', (v) => v.ms)
-row(`catch-up ${cfg.catchupChars} chars: KiB received`, 'catchup', (v) => v.bytes / 1024)
-row(`ingest ${cfg.ingest} inserts: server CPU s`, 'ingest', (v) => v.cpuS, { d: 2 })
-row(`ingest ${cfg.ingest} inserts: delivered/s`, 'ingest', (v) => v.perSec, { d: 0, higher: true })
-row(`ingest ${cfg.ingest} inserts: lost`, 'ingest', (v) => v.lost, { d: 0, ratio: false })
-
-const kinds = cfg.servers
-const lines = [`| scenario | ${kinds.map((k) => NAMES[k]).join(' | ')} | weft ÷ best peer |`, `|---|${kinds.map(() => '---:').join('|')}|---:|`]
-for (const r of rows) {
-  const rs = results[r.key]
-  if (!rs) continue
-  const val = (k) => { const v = rs[k]; return v && !v.error ? r.get(v) : undefined }
-  const cells = kinds.map((k) => (rs[k] && rs[k].error ? 'error' : fmt(val(k), r.d)))
-  let ratio = '—'
-  const peers = kinds.filter((k) => k !== 'weft').map(val).filter((x) => x !== undefined && !Number.isNaN(x))
-  const w = val('weft')
-  if (r.ratio && w !== undefined && peers.length) {
-    const best = r.higher ? Math.max(...peers) : Math.min(...peers)
-    if (best > 0) ratio = `${(w / best).toFixed(2)}×`
-  }
-  lines.push(`| ${r.label} | ${cells.join(' | ')} | ${ratio} |`)
-}
-console.log(lines.join('\n'))
+console.log(table([{ cfg, results }]))
 process.exit(0)
