@@ -10,11 +10,13 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cd "$here"
 ulimit -n "$(ulimit -Hn)"
-if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 25000 ]; then
-  echo "note: open-files limit is $(ulimit -n); the idle scenario needs IDLE + ~200 per process" >&2
+need=$(( ${IDLE:-10000} + 500 ))
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need" ]; then
+  echo "warning: open-files limit is $(ulimit -n); the idle scenario needs ~$need per process" >&2
 fi
-[ -d node_modules/@hocuspocus/server ] && [ -d node_modules/@y/websocket-server ] || npm ci --no-audit --no-fund
-bash "$here/install-y-sweet.sh"
+# progress to stderr: stdout is the results table
+[ -d node_modules/@hocuspocus/server ] && [ -d node_modules/@y/websocket-server ] || npm ci --no-audit --no-fund >&2
+bash "$here/install-y-sweet.sh" >&2
 if [ -z "${WEFT_RELAY_BIN:-}" ]; then
   WEFT_RELAY_BIN="${CARGO_TARGET_DIR:-$repo/target}/release/weft-relay"
   [ -x "$WEFT_RELAY_BIN" ] || (cd "$repo" && cargo build --release -p weft-relay)
