@@ -14,7 +14,8 @@
 //   fanout   1 writer → N readers (FANOUT=10,100,1000), FANOUT_UPDATES at 100/s: send→receipt p50/p99, lost
 //   rooms    ROOMS=1000 rooms × (1 writer + 1 reader), aggregate RATES=2000,5000,10000 updates/s for
 //            DURATION s each: p50/p99, server CPU %, lost, the send rate the load tool reached
-//   idle     IDLE=10000 sockets, each joined to its own room: time to connect all, server VmRSS per socket
+//   idle     IDLE=10000 sockets, each joined to its own room (IDLE_ROOMS=k: k rooms shared round-robin):
+//            time to connect all, server VmRSS per socket
 //   catchup  a fresh client joins a CATCHUP_CHARS=100000-char document: connect → state applied, bytes received
 //   ingest   INGEST=10000 single-insert updates sent at once: server CPU seconds until a reader has them all
 // SERVERS=weft,yws,hocuspocus,ysweet and SCENARIOS=fanout,rooms,idle,catchup,ingest select; WORKERS=2
@@ -44,6 +45,7 @@ const cfg = {
   rates: nums(env.RATES, QUICK ? '1000' : '2000,5000,10000'),
   duration: Number(env.DURATION || (QUICK ? 1 : 10)) * 1000,
   idle: Number(env.IDLE || (QUICK ? 300 : 10000)),
+  idleRooms: Number(env.IDLE_ROOMS || env.IDLE || (QUICK ? 300 : 10000)),
   catchupChars: Number(env.CATCHUP_CHARS || 100000),
   catchupRuns: Number(env.CATCHUP_RUNS || (QUICK ? 3 : 9)),
   ingest: Number(env.INGEST || (QUICK ? 2000 : 10000)),
@@ -201,6 +203,7 @@ async function fanout (server, n) {
     const { updates } = pregen(U)
     const msgs = updates.map((u) => frame(server, room, syncMessage(2, u)))
     await sleep(300)
+    const cpu0 = cpuMs(server.pid)
     const sent = new Float64Array(U)
     const start = nowMs() + 10
     for (let k = 0; k < U; k++) {
@@ -219,8 +222,9 @@ async function fanout (server, n) {
         else lat.push(recv[i] - sent[i % U])
       }
     }
+    const cpuS = (cpuMs(server.pid) - cpu0) / 1000
     writer.terminate()
-    return { p50: pct(lat, 0.5), p99: pct(lat, 0.99), lost, expected: n * U, failedReaders: failed }
+    return { p50: pct(lat, 0.5), p99: pct(lat, 0.99), lost, expected: n * U, failedReaders: failed, cpuS }
   } finally {
     await Promise.all(ws.map((w) => w.close()))
   }
@@ -270,8 +274,10 @@ async function rooms (server) {
 }
 
 async function idle (server) {
-  const names = Array.from({ length: cfg.idle }, (_, i) => `idle-${i}`)
-  const createMs = await prepareRooms(server, names)
+  // IDLE_ROOMS < IDLE puts several sockets in one room (separates a room's
+  // memory from a connection's)
+  const names = Array.from({ length: cfg.idle }, (_, i) => `idle-${i % cfg.idleRooms}`)
+  const createMs = await prepareRooms(server, [...new Set(names)])
   await sleep(cfg.settleMs)
   const rss0 = rssKiB(server.pid)
   const t0 = nowMs()

@@ -22,6 +22,7 @@ export function table (runs) {
   for (const n of cfg.fanout) {
     row(`fan-out 1→${n}, 100 upd/s: p50 ms`, `fanout-${n}`, (v) => v.p50)
     row(`fan-out 1→${n}: p99 ms`, `fanout-${n}`, (v) => v.p99)
+    row(`fan-out 1→${n}: server CPU s (sends + delivery)`, `fanout-${n}`, (v) => v.cpuS, { d: 2 })
     row(`fan-out 1→${n}: lost (of ${n * cfg.fanoutUpdates}; not received 10 s after the last send)`, `fanout-${n}`, (v) => v.lost, { d: 0, ratio: false })
   }
   for (const r of cfg.rates) {
@@ -33,7 +34,8 @@ export function table (runs) {
     row(`${cfg.rooms} rooms, ${r} upd/s: sent/s the load tool reached`, k, (v) => v.sentPerSec, { d: 0, ratio: false })
     row(`${cfg.rooms} rooms, ${r} upd/s: load tool CPU %`, k, (v) => v.clientCpuPct, { d: 0, ratio: false })
   }
-  row(`${cfg.idle} idle sockets, one room each: connect all, s`, 'idle', (v) => v.connectMs / 1000, { d: 2 })
+  const perRoom = cfg.idleRooms && cfg.idleRooms !== cfg.idle ? `in ${cfg.idleRooms} rooms` : 'one room each'
+  row(`${cfg.idle} idle sockets, ${perRoom}: connect all, s`, 'idle', (v) => v.connectMs / 1000, { d: 2 })
   row(`${cfg.idle} idle sockets: server RSS KiB/socket`, 'idle', (v) => v.rssPerConnKiB)
   row(`${cfg.idle} idle sockets: failed`, 'idle', (v) => v.failed, { d: 0, ratio: false })
   row(`catch-up ${cfg.catchupChars} chars: connect → applied, ms (median of ${cfg.catchupRuns})`, 'catchup', (v) => v.ms)
@@ -51,6 +53,7 @@ export function table (runs) {
       .filter((v) => v && !v.error).map(r.get).filter((x) => x !== undefined && !Number.isNaN(x)))
     const errored = (k) => runs.every((run) => !run.results[r.key] || !run.results[r.key][k] || run.results[r.key][k].error)
     if (runs.every((run) => !run.results[r.key])) continue
+    if (kinds.every((k) => val(k) === undefined) && !kinds.some(errored)) continue // a figure these runs did not record
     const cells = kinds.map((k) => (errored(k) && runs.some((run) => run.results[r.key] && run.results[r.key][k]) ? 'error' : fmt(val(k), r.d)))
     let ratio = '—'
     const peers = kinds.filter((k) => k !== 'weft').map(val).filter((x) => x !== undefined)
