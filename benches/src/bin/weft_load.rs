@@ -45,7 +45,6 @@ use tokio::time::sleep_until;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use weft_core::codec::{self, HEADER_LEN};
 use weft_core::{Doc, ReplicaId, VersionVector};
 use weft_protocol::{DocId, ErrorCode, ErrorScope, Frame, Limits};
 
@@ -663,15 +662,7 @@ async fn subscribe(ws: &mut Ws, doc: &DocId, version: &VersionVector) -> Res<(Ve
 /// The `from` and `to` version vectors at the head of an encoded document
 /// update (`docs/protocol.md` §4), without decoding the rest.
 fn update_range(update: &[u8]) -> Option<(VersionVector, VersionVector)> {
-    if update.len() < HEADER_LEN
-        || update[..4] != codec::MAGIC
-        || update[5] != codec::kind::DOC_UPDATE
-    {
-        return None;
-    }
-    let (from, rest) = postcard::take_from_bytes::<VersionVector>(&update[HEADER_LEN..]).ok()?;
-    let (to, _) = postcard::take_from_bytes::<VersionVector>(rest).ok()?;
-    Some((from, to))
+    weft_core::Update::peek_versions(update)
 }
 
 /// Send instants of one writer's transactions, indexed by transaction

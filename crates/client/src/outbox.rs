@@ -18,7 +18,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
-use weft_core::codec::{kind, HEADER_LEN, MAGIC};
 use weft_core::{Doc, DocError, ReplicaId, VersionVector};
 use weft_persist::StoredDoc;
 
@@ -26,12 +25,7 @@ use weft_persist::StoredDoc;
 /// fields of its body, `docs/protocol.md` §4), or `None` if `update` is not
 /// an update.
 pub(crate) fn versions(update: &[u8]) -> Option<(VersionVector, VersionVector)> {
-    let (header, body) = update.split_first_chunk::<HEADER_LEN>()?;
-    if header[..4] != MAGIC || header[5] != kind::DOC_UPDATE {
-        return None;
-    }
-    let ((from, to), _) = postcard::take_from_bytes::<(VersionVector, VersionVector)>(body).ok()?;
-    Some((from, to))
+    weft_core::Update::peek_versions(update)
 }
 
 /// Transactions in `local` that `known` lacks.

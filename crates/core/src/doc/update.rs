@@ -359,6 +359,34 @@ impl Update {
         self.0.bytes.len().saturating_add(self.0.inflated)
     }
 
+    /// The `from` and `to` versions at the head of an encoded update,
+    /// without decoding (or checking) the rest: for bookkeeping on bytes
+    /// that were already checked (an outbox, a load tool). `None` if
+    /// `bytes` do not start like an update. Not a validation: use
+    /// [`Update::decode`] on anything untrusted that will be applied.
+    ///
+    /// ```
+    /// use weft_core::{Doc, ReplicaId, Update, VersionVector};
+    /// let mut doc = Doc::new(ReplicaId::new(7));
+    /// let bytes = doc.transact(|tx| tx.counter("n")?.increment(1)).unwrap();
+    /// let (from, to) = Update::peek_versions(&bytes).unwrap();
+    /// assert_eq!(from, VersionVector::new());
+    /// assert_eq!(to.get(ReplicaId::new(7)), 1);
+    /// assert!(Update::peek_versions(b"not an update").is_none());
+    /// ```
+    pub fn peek_versions(bytes: &[u8]) -> Option<(VersionVector, VersionVector)> {
+        let (header, body) = bytes.split_first_chunk::<{ codec::HEADER_LEN }>()?;
+        if header[..4] != codec::MAGIC
+            || header[4] != codec::FORMAT_VERSION
+            || header[5] != kind::DOC_UPDATE
+        {
+            return None;
+        }
+        let ((from, to), _) =
+            postcard::take_from_bytes::<(VersionVector, VersionVector)>(body).ok()?;
+        Some((from, to))
+    }
+
     /// The version the author had: applicable once the receiver has it.
     pub fn from(&self) -> &VersionVector {
         &self.0.body.from
