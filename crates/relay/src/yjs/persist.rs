@@ -116,8 +116,31 @@ impl RoomStore {
     }
 
     /// Appends `updates` durably (one commit): when this returns `Ok` every
-    /// one of them is on disk.
+    /// one of them is on disk. Blocks: for a blocking thread.
     pub(crate) fn append(&mut self, store: &dyn Store, updates: &[&[u8]]) -> Result<(), String> {
+        let encoded = self.stage(updates)?;
+        let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+        for r in store.append_many(&self.key, &refs) {
+            r.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Queues `updates` on the store's writer (one commit) without waiting:
+    /// the returned commit settles once every one is on disk. Checks the
+    /// records on the calling thread (cheap for small batches).
+    pub(crate) fn submit(
+        &mut self,
+        store: &dyn Store,
+        updates: &[&[u8]],
+    ) -> Result<weft_persist::Commit, String> {
+        let encoded = self.stage(updates)?;
+        let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+        Ok(store.submit_many(&self.key, &refs))
+    }
+
+    /// The log records of `updates`, numbered after the last one.
+    fn stage(&mut self, updates: &[&[u8]]) -> Result<Vec<Vec<u8>>, String> {
         let mut encoded = Vec::with_capacity(updates.len());
         for u in updates {
             let name = format!("u{}", self.next);
@@ -129,11 +152,7 @@ impl RoomStore {
             self.log_bytes += u.len() as u64;
             encoded.push(bytes);
         }
-        let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-        for r in store.append_many(&self.key, &refs) {
-            r.map_err(|e| e.to_string())?;
-        }
-        Ok(())
+        Ok(encoded)
     }
 
     /// Whether the log is long enough to fold.
