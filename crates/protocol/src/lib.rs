@@ -84,6 +84,7 @@ mod error_code;
 mod frame;
 mod handshake;
 mod presence;
+pub mod sync;
 mod wire;
 
 pub use doc_id::{DocId, InvalidDocId, MAX_DOC_ID_BYTES};

@@ -35,6 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 use weft_core::doc::Limits;
 use weft_core::{Doc, ReplicaId, Update, VersionVector};
+use weft_protocol::sync::{Catch, ReaderFlow};
 use weft_protocol::{DocId, ErrorCode, Frame, PeerId, PresenceState};
 
 use crate::config::ServerLimits;
@@ -133,9 +134,9 @@ pub(crate) struct UpdateCmd {
 struct Subscriber {
     out: Outbound,
     presence: Option<PresenceState>,
-    /// Set while the subscriber's queue overflowed: the document version it
-    /// is known to have, and since when.
-    behind: Option<(VersionVector, Instant)>,
+    /// Live, or behind since its queue overflowed (sans-IO: the version
+    /// it is known to have and since when; see `weft_protocol::sync`).
+    flow: ReaderFlow,
 }
 
 struct DocTask {
@@ -521,7 +522,7 @@ impl DocTask {
             Subscriber {
                 out,
                 presence: None,
-                behind: None,
+                flow: ReaderFlow::default(),
             },
         );
         self.used
@@ -529,7 +530,7 @@ impl DocTask {
             .store(self.subs.len(), std::sync::atomic::Ordering::Relaxed);
         if let Some(prev) = previous {
             // A re-sync: keep its presence, forget that it was behind.
-            if prev.behind.is_some() {
+            if prev.flow.is_behind() {
                 self.lagging -= 1;
             }
             if let Some(sub) = self.subs.get_mut(&peer) {
@@ -582,7 +583,7 @@ impl DocTask {
         self.used
             .subscribers
             .store(self.subs.len(), std::sync::atomic::Ordering::Relaxed);
-        if sub.behind.is_some() {
+        if sub.flow.is_behind() {
             self.lagging -= 1;
         }
         if sub.presence.is_some() {
@@ -602,7 +603,7 @@ impl DocTask {
     fn fan_out(&mut self, frame: &Bytes, except: Option<PeerId>, before: Option<&VersionVector>) {
         let mut gone = Vec::new();
         for (peer, sub) in self.subs.iter_mut() {
-            if Some(*peer) == except || sub.behind.is_some() {
+            if Some(*peer) == except || !sub.flow.takes_updates() {
                 continue;
             }
             if sub.out.try_send(frame.clone()).is_err() {
@@ -610,8 +611,9 @@ impl DocTask {
                     gone.push(*peer);
                 } else {
                     let at = before.unwrap_or(self.doc.version()).clone();
-                    sub.behind = Some((at, Instant::now()));
-                    self.lagging += 1;
+                    if sub.flow.fell_behind(at, Instant::now()) {
+                        self.lagging += 1;
+                    }
                 }
             }
         }
@@ -624,73 +626,61 @@ impl DocTask {
     /// for too long.
     async fn catch_up(&mut self) {
         let grace = self.state.limits.slow_consumer_grace;
+        let now = Instant::now();
         let mut gone = Vec::new();
         let present: Vec<(PeerId, PresenceState)> = self
             .subs
             .iter()
             .filter_map(|(p, s)| s.presence.clone().map(|st| (*p, st)))
             .collect();
-        let due: Vec<(PeerId, VersionVector)> = self
-            .subs
-            .iter()
-            .filter_map(|(p, s)| {
-                let (version, since) = s.behind.as_ref()?;
-                if s.out.is_closed() || (!s.out.has_room() && since.elapsed() <= grace) {
-                    return None;
+        let mut due: Vec<(PeerId, VersionVector)> = Vec::new();
+        for (peer, sub) in &self.subs {
+            if sub.out.is_closed() {
+                if sub.flow.is_behind() {
+                    gone.push(*peer);
                 }
-                Some((*p, version.clone()))
-            })
-            .collect();
-        for (peer, version) in due {
-            let closed = self.subs.get(&peer).is_none_or(|s| s.out.is_closed());
-            if closed {
-                gone.push(peer);
                 continue;
             }
-            let has_room = self.subs.get(&peer).is_some_and(|s| s.out.has_room());
-            let mut caught_up = false;
-            if has_room {
-                let cost = self.doc_cost();
-                let Some(diff) = self.with_doc(cost, move |doc| doc.diff(&version)).await else {
-                    continue;
-                };
-                let frame = Frame::Remote {
-                    doc: self.id.clone(),
-                    update: diff,
-                };
-                let Some(sub) = self.subs.get_mut(&peer) else {
-                    continue;
-                };
-                if sub.out.try_send(Bytes::from(frame.encode())).is_ok() {
-                    let others: Vec<_> = present
-                        .iter()
-                        .filter(|(p, _)| *p != peer)
-                        .cloned()
-                        .collect();
-                    if !others.is_empty() {
-                        let frame = Frame::PresenceUpdate {
-                            doc: self.id.clone(),
-                            peers: others,
-                        };
-                        let _ = sub.out.try_send(Bytes::from(frame.encode()));
-                    }
-                    sub.behind = None;
-                    self.lagging -= 1;
-                    self.state.meters.slow_reader_resyncs.increment(1);
-                    caught_up = true;
+            match sub.flow.poll(now, sub.out.has_room(), grace) {
+                Catch::Live | Catch::Wait => {}
+                Catch::SendDiffSince(version) => due.push((*peer, version.clone())),
+                Catch::Disconnect => {
+                    sub.out.kill(ErrorCode::SlowConsumer, "fell too far behind");
+                    gone.push(*peer);
                 }
             }
-            if !caught_up {
-                if let Some(sub) = self.subs.get(&peer) {
-                    if sub
-                        .behind
-                        .as_ref()
-                        .is_some_and(|(_, since)| since.elapsed() > grace)
-                    {
-                        sub.out.kill(ErrorCode::SlowConsumer, "fell too far behind");
-                        gone.push(peer);
-                    }
+        }
+        for (peer, version) in due {
+            let cost = self.doc_cost();
+            let Some(diff) = self.with_doc(cost, move |doc| doc.diff(&version)).await else {
+                continue;
+            };
+            let frame = Frame::Remote {
+                doc: self.id.clone(),
+                update: diff,
+            };
+            let Some(sub) = self.subs.get_mut(&peer) else {
+                continue;
+            };
+            if sub.out.try_send(Bytes::from(frame.encode())).is_ok() {
+                let others: Vec<_> = present
+                    .iter()
+                    .filter(|(p, _)| *p != peer)
+                    .cloned()
+                    .collect();
+                if !others.is_empty() {
+                    let frame = Frame::PresenceUpdate {
+                        doc: self.id.clone(),
+                        peers: others,
+                    };
+                    let _ = sub.out.try_send(Bytes::from(frame.encode()));
                 }
+                sub.flow.caught_up();
+                self.lagging -= 1;
+                self.state.meters.slow_reader_resyncs.increment(1);
+            } else if sub.flow.poll(Instant::now(), false, grace) == Catch::Disconnect {
+                sub.out.kill(ErrorCode::SlowConsumer, "fell too far behind");
+                gone.push(peer);
             }
         }
         for peer in gone {

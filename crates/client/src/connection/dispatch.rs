@@ -9,6 +9,7 @@ use crate::replica::Received;
 use crate::{refusal_code, ClientEvent};
 use std::time::{Duration, Instant};
 use weft_core::{DocError, VersionVector};
+use weft_protocol::sync::Transmit;
 use weft_protocol::{DocId, ErrorCode, ErrorScope, Frame};
 
 impl SyncTask {
@@ -116,7 +117,11 @@ impl SyncTask {
         if d.read_only() {
             // Nothing would be taken: no backlog is planned or sent; the
             // status counts what stays unsent.
-            d.phase = Phase::Live(Outbox::new(server, self.config.max_in_flight));
+            d.phase = Phase::Live(Outbox::new(
+                server,
+                self.config.max_in_flight,
+                crate::backoff::random_u64(),
+            ));
             refresh(d);
             return Ok(());
         }
@@ -150,7 +155,11 @@ impl SyncTask {
         .map_err(End::Lost)?;
         let (pieces, local) = planned;
         tracing::debug!(doc = %doc, pieces = pieces.len(), "synced; sending backlog");
-        let mut out = Outbox::new(server, self.config.max_in_flight);
+        let mut out = Outbox::new(
+            server,
+            self.config.max_in_flight,
+            crate::backoff::random_u64(),
+        );
         for piece in pieces {
             out.push(piece);
         }
@@ -249,27 +258,21 @@ impl SyncTask {
                 continue;
             };
             let mut changed = false;
-            while let Some(piece) = out.next(now) {
+            while let Some(t) = out.poll_transmit(now, &d.replica.id, max_update, &mut s.next_seq) {
                 changed = true;
-                if piece.bytes.len() > max_update {
-                    self.shared.emit(ClientEvent::UpdateRefused {
-                        doc: d.replica.id.clone(),
-                        code: ErrorCode::UpdateTooLarge,
-                        message: format!(
-                            "update of {} bytes exceeds the relay's max_update_bytes {max_update}",
-                            piece.bytes.len()
-                        ),
-                    });
-                    continue;
+                match t {
+                    Transmit::Send(frame) => frames.push(frame),
+                    Transmit::TooLarge(piece) => {
+                        self.shared.emit(ClientEvent::UpdateRefused {
+                            doc: d.replica.id.clone(),
+                            code: ErrorCode::UpdateTooLarge,
+                            message: format!(
+                                "update of {} bytes exceeds the relay's max_update_bytes {max_update}",
+                                piece.bytes().len()
+                            ),
+                        });
+                    }
                 }
-                let seq = s.next_seq;
-                s.next_seq += 1;
-                frames.push(Frame::Update {
-                    doc: d.replica.id.clone(),
-                    seq,
-                    update: piece.bytes.clone(),
-                });
-                out.sent(seq, piece);
             }
             if changed {
                 refresh(d);
