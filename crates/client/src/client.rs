@@ -4,47 +4,16 @@
 use crate::connection::SyncTask;
 use crate::link::{Command, Link};
 use crate::replica::ReplicaShared;
+use crate::shared::{lock, ClientShared};
 use crate::{ClientEvent, ClientLimits, ConnectionState, Error, Replica, Result, SyncConfig};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
-use weft_core::{Doc, RandomUnavailable, ReplicaId};
+use weft_core::{Doc, ReplicaId};
 use weft_persist::{MemoryStore, Options, SqliteStore, Store};
 use weft_protocol::DocId;
-
-/// Where editing sessions get their replica ids.
-pub(crate) type ReplicaIds = fn() -> std::result::Result<ReplicaId, RandomUnavailable>;
-
-/// State shared by the [`Client`] and its sync task.
-#[derive(Debug)]
-pub(crate) struct ClientShared {
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) replicas: Mutex<BTreeMap<DocId, Arc<ReplicaShared>>>,
-    pub(crate) link: Arc<Link>,
-    pub(crate) connection: watch::Sender<ConnectionState>,
-    pub(crate) events: broadcast::Sender<ClientEvent>,
-    pub(crate) token: Mutex<Option<String>>,
-    /// Limits for documents opened from now on.
-    pub(crate) limits: Mutex<ClientLimits>,
-    /// [`ReplicaId::try_random`]; replaced in unit tests only.
-    pub(crate) replica_ids: ReplicaIds,
-}
-
-impl ClientShared {
-    pub(crate) fn replicas(&self) -> Vec<Arc<ReplicaShared>> {
-        lock(&self.replicas).values().cloned().collect()
-    }
-
-    pub(crate) fn emit(&self, event: ClientEvent) {
-        let _ = self.events.send(event); // no subscriber is fine
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 #[derive(Debug)]
 struct SyncHandle {
@@ -260,7 +229,7 @@ impl Client {
             skipped.clone(),
         ));
         replicas.insert(id.clone(), shared.clone());
-        self.shared.link.send(Command::Open(shared.clone()));
+        self.shared.link.send(Command::Open(shared.id.clone()));
         if !skipped.is_empty() {
             self.shared
                 .emit(ClientEvent::StoredRecordsSkipped { doc: id, skipped });
@@ -453,6 +422,7 @@ impl Drop for Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weft_core::RandomUnavailable;
 
     #[test]
     fn a_failing_random_source_is_an_error_not_a_guessed_id() {

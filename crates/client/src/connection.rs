@@ -9,10 +9,10 @@
 mod dispatch;
 mod session;
 
-use crate::client::ClientShared;
 use crate::link::Command;
 use crate::outbox::Piece;
 use crate::replica::ReplicaShared;
+use crate::shared::ClientShared;
 use crate::{ClientEvent, ConnectionState, SyncConfig, SyncStatus};
 use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
@@ -339,8 +339,9 @@ impl SyncTask {
 
     async fn on_command(&self, s: &mut Session, cmd: Command) -> Result<(), End> {
         match cmd {
-            Command::Open(replica) => {
-                if !s.docs.contains_key(&replica.id) {
+            Command::Open(id) => {
+                let open = self.shared.replica(&id);
+                if let (false, Some(replica)) = (s.docs.contains_key(&id), open) {
                     s.subscribe(replica).await?;
                 }
             }

@@ -106,6 +106,7 @@ mod outbox;
 mod presence;
 mod replica;
 mod send_order;
+mod shared;
 mod status;
 mod tls;
 

@@ -2,16 +2,16 @@
 //! sync task runs, dropped while none does (edits are in the store either
 //! way, and the next catch-up covers them).
 
-use crate::replica::ReplicaShared;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use tokio::sync::mpsc;
 use weft_protocol::DocId;
 
 /// What replicas tell the sync task.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// A replica was opened: subscribe it.
-    Open(Arc<ReplicaShared>),
+    /// A replica was opened: subscribe it (the task finds it among the
+    /// client's open replicas; one closed meanwhile is skipped).
+    Open(DocId),
     /// A local update, already durable in the store.
     Local { doc: DocId, update: Vec<u8> },
     /// The replica's own presence changed.

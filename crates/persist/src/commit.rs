@@ -8,7 +8,7 @@
 //! ([`Commit::wait`]), so neither an async worker nor a parked thread per
 //! append is spent waiting for an fsync.
 
-use crate::store::Appended;
+use crate::outcome::Appended;
 use crate::{Error, Result};
 use std::fmt;
 use std::future::Future;

@@ -11,8 +11,8 @@
 
 use crate::error::RecordKind;
 use crate::load::{verify, RawDoc, StoredDoc};
+use crate::outcome::CompactionReport;
 use crate::record::RecordCodec;
-use crate::store::CompactionReport;
 use crate::Result;
 use std::collections::HashSet;
 use std::sync::mpsc;

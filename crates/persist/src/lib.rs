@@ -30,8 +30,10 @@
 //!
 //! | file | responsibility |
 //! |---|---|
-//! | `store.rs` | the [`Store`] trait, [`Options`], returned values |
+//! | `store.rs` | the [`Store`] trait, [`Options`], [`DocStats`] |
+//! | `outcome.rs` | what a write did: [`Appended`], [`CompactionReport`] |
 //! | `sqlite.rs` | [`SqliteStore`]: schema, WAL + `synchronous=FULL`, format version, reads, write SQL |
+//! | `sqlite_write.rs` | the writer's SQL: append, compaction commit, delete |
 //! | `group_commit.rs` | the writer thread: concurrent appends share one transaction |
 //! | `compaction.rs` | [`CompactionPolicy`], folding, the background compactor |
 //! | `load.rs` | verifying records against bookkeeping, replay ([`StoredDoc`]) |
@@ -56,10 +58,12 @@ mod error;
 mod group_commit;
 mod load;
 mod memory;
+mod outcome;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod record;
 mod sqlite;
+mod sqlite_write;
 mod store;
 
 #[cfg(feature = "tokio")]

@@ -5,6 +5,7 @@ use crate::commit::Commit;
 use crate::compaction::CompactionPolicy;
 use crate::crypto::EncryptionKey;
 use crate::load::{Replayed, StoredDoc};
+pub use crate::outcome::{Appended, CompactionReport};
 use crate::Result;
 use std::fmt;
 use std::time::SystemTime;
@@ -174,29 +175,6 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Log length, sizes and compaction history of `doc_id`.
     fn stats(&self, doc_id: &str) -> Result<Option<DocStats>>;
-}
-
-/// What [`Store::append`] stored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Appended {
-    /// The update's sequence number in its document (1, 2, ...; never
-    /// reused while the document exists).
-    pub seq: u64,
-    /// Updates in the log after this one was added.
-    pub log_records: u64,
-    /// Stored bytes of those updates.
-    pub log_bytes: u64,
-}
-
-/// What a compaction did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CompactionReport {
-    /// The new snapshot covers the log up to and including this seq.
-    pub through_seq: u64,
-    /// Updates folded into it and removed from the log (0: nothing to do).
-    pub folded: u64,
-    /// Stored size of the new snapshot record.
-    pub snapshot_bytes: u64,
 }
 
 /// Per-document numbers from [`Store::stats`].
