@@ -22,6 +22,16 @@ pub(super) struct Waiting {
     bytes: usize,
 }
 
+impl DocTask {
+    /// Answers update `u` with error `code` (its seq and this document).
+    fn answer_error(&self, u: &UpdateCmd, code: ErrorCode, message: impl Into<String>) {
+        send_control(
+            &u.out,
+            Frame::error(code, Some(self.id.clone()), Some(u.seq), message),
+        );
+    }
+}
+
 /// A batch applied and fanned out whose appends are not yet durable:
 /// answered, in order, when its commit settles.
 pub(super) struct InFlight {
@@ -114,14 +124,10 @@ impl DocTask {
             self.reload().await;
             if self.stale {
                 for u in batch {
-                    send_control(
-                        &u.out,
-                        Frame::error(
-                            ErrorCode::StoreUnavailable,
-                            Some(self.id.clone()),
-                            Some(u.seq),
-                            "the store is unavailable; retry",
-                        ),
+                    self.answer_error(
+                        &u,
+                        ErrorCode::StoreUnavailable,
+                        "the store is unavailable; retry",
                     );
                 }
                 return false;
@@ -305,15 +311,9 @@ impl DocTask {
             match outcome {
                 // After a failed append, a duplicate may be a copy of what
                 // failed (still in memory until the reload): not acked.
-                Outcome::Duplicate if self.store_failed => send_control(
-                    &u.out,
-                    Frame::error(
-                        ErrorCode::StoreUnavailable,
-                        Some(self.id.clone()),
-                        Some(u.seq),
-                        "the store failed; retry",
-                    ),
-                ),
+                Outcome::Duplicate if self.store_failed => {
+                    self.answer_error(u, ErrorCode::StoreUnavailable, "the store failed; retry")
+                }
                 Outcome::Duplicate => send_control(
                     &u.out,
                     Frame::Ack {
@@ -321,10 +321,7 @@ impl DocTask {
                         seq: u.seq,
                     },
                 ),
-                Outcome::Refused(code, message) => send_control(
-                    &u.out,
-                    Frame::error(code, Some(self.id.clone()), Some(u.seq), message),
-                ),
+                Outcome::Refused(code, message) => self.answer_error(u, code, message),
                 Outcome::Store => match stored.next() {
                     Some((update, Ok(appended))) => {
                         self.state.meters.updates_stored.increment(1);
@@ -343,27 +340,11 @@ impl DocTask {
                     }
                     Some((_, Err(e))) => {
                         self.store_failed = true;
-                        send_control(
-                            &u.out,
-                            Frame::error(
-                                ErrorCode::StoreUnavailable,
-                                Some(self.id.clone()),
-                                Some(u.seq),
-                                e.to_string(),
-                            ),
-                        );
+                        self.answer_error(u, ErrorCode::StoreUnavailable, e.to_string());
                     }
                     None => {
                         self.store_failed = true;
-                        send_control(
-                            &u.out,
-                            Frame::error(
-                                ErrorCode::Internal,
-                                Some(self.id.clone()),
-                                Some(u.seq),
-                                "lost track of a stored update",
-                            ),
-                        );
+                        self.answer_error(u, ErrorCode::Internal, "lost track of a stored update");
                     }
                 },
             }
