@@ -163,7 +163,9 @@ pub enum Handled {
 /// ```
 #[derive(Debug)]
 pub struct Outbox {
-    /// Lower bound of what the relay durably holds.
+    /// What the relay is known to hold: its `Synced` version joined with
+    /// this client's acked pieces (durable there) and the updates received
+    /// from it (maybe not yet durable: their authors keep them until acked).
     known: VersionVector,
     /// `known` joined with everything queued or sent on this connection:
     /// a piece whose `to` this covers is not sent again.
@@ -198,7 +200,8 @@ impl Outbox {
         }
     }
 
-    /// What the relay is known to hold.
+    /// What the relay is known to hold (see the field): this client's own
+    /// transactions in it are durable there.
     pub fn known(&self) -> &VersionVector {
         &self.known
     }
