@@ -966,18 +966,6 @@ impl Store for PostgresStore {
             .unwrap_or(Err(Error::Closed))
     }
 
-    fn append_many(&self, doc_id: &str, updates: &[&[u8]]) -> Vec<Result<Appended>> {
-        self.queue_all(checked_appends(doc_id, updates)).wait()
-    }
-
-    fn append_updates(
-        &self,
-        doc_id: &str,
-        updates: &[&weft_core::Update],
-    ) -> Vec<Result<Appended>> {
-        self.submit_updates(doc_id, updates).wait()
-    }
-
     fn submit_updates(&self, doc_id: &str, updates: &[&weft_core::Update]) -> Commit {
         // Checked when they were decoded: stored as they are.
         self.queue_all(trusted_appends(doc_id, updates))

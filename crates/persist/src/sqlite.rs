@@ -19,9 +19,7 @@ use crate::commit::Commit;
 use crate::compaction::{prepare, Compactor, Plan};
 use crate::crypto::Cipher;
 use crate::group_commit::{call, send, Command, Counters, Writer, WriterCtx};
-use crate::load::{
-    checked_appends, trusted_appends, validate_update, verify, Payload, RawDoc, StoredDoc,
-};
+use crate::load::{checked_appends, trusted_appends, verify, Payload, RawDoc, StoredDoc};
 use crate::record::RecordCodec;
 use crate::sqlite_write::now_ms;
 use crate::store::{Appended, CompactionReport, DocStats, Options, Store};
@@ -593,26 +591,10 @@ fn read_raw(conn: &mut Connection, doc_id: &str) -> Result<Option<RawDoc>> {
 
 impl Store for SqliteStore {
     fn append(&self, doc_id: &str, update: &[u8]) -> Result<Appended> {
-        validate_doc_id(doc_id)?;
-        validate_update(doc_id, update)?;
-        let (doc_id, update) = (doc_id.to_owned(), Payload::Raw(update.to_vec()));
-        call(&self.inner.writer_tx, |reply| Command::Append {
-            doc_id,
-            update,
-            reply,
-        })
-    }
-
-    fn append_many(&self, doc_id: &str, updates: &[&[u8]]) -> Vec<Result<Appended>> {
-        self.queue_all(checked_appends(doc_id, updates)).wait()
-    }
-
-    fn append_updates(
-        &self,
-        doc_id: &str,
-        updates: &[&weft_core::Update],
-    ) -> Vec<Result<Appended>> {
-        self.submit_updates(doc_id, updates).wait()
+        self.submit_many(doc_id, &[update])
+            .wait()
+            .pop()
+            .unwrap_or(Err(Error::Closed))
     }
 
     fn submit_updates(&self, doc_id: &str, updates: &[&weft_core::Update]) -> Commit {

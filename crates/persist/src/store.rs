@@ -46,15 +46,15 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// guarantee, and returns one result per update in order. One update's
     /// failure does not fail the others. [`SqliteStore`](crate::SqliteStore)
     /// queues them all before waiting, so they share one commit (one fsync)
-    /// instead of one each.
+    /// instead of one each. Waits on [`Store::submit_many`].
     fn append_many(&self, doc_id: &str, updates: &[&[u8]]) -> Vec<Result<Appended>> {
-        updates.iter().map(|u| self.append(doc_id, u)).collect()
+        self.submit_many(doc_id, updates).wait()
     }
 
     /// [`Store::append_many`] for updates already decoded and checked
     /// ([`weft_core::Update`]): stores their bytes without decoding them
-    /// again. The default implementation re-validates; the SQLite store
-    /// does not.
+    /// again (stores with a writer; the default [`Store::submit_updates`]
+    /// re-validates). Waits on [`Store::submit_updates`].
     ///
     /// ```
     /// use weft_core::doc::Limits;
@@ -71,8 +71,7 @@ pub trait Store: Send + Sync + fmt::Debug {
         doc_id: &str,
         updates: &[&weft_core::Update],
     ) -> Vec<Result<Appended>> {
-        let bytes: Vec<&[u8]> = updates.iter().map(|u| u.as_bytes()).collect();
-        self.append_many(doc_id, &bytes)
+        self.submit_updates(doc_id, updates).wait()
     }
 
     /// Queues `updates` (decoded and checked by core) for appending to
@@ -99,7 +98,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// assert_eq!(commit.wait()[0].as_ref().unwrap().seq, 1);
     /// ```
     fn submit_updates(&self, doc_id: &str, updates: &[&weft_core::Update]) -> Commit {
-        Commit::ready(self.append_updates(doc_id, updates))
+        let bytes: Vec<&[u8]> = updates.iter().map(|u| u.as_bytes()).collect();
+        self.submit_many(doc_id, &bytes)
     }
 
     /// [`Store::submit_updates`] for encoded records that are checked here
@@ -114,8 +114,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// let results = MemoryStore::new().submit_many("d", &[&bytes, b"junk"]).wait();
     /// assert!(results[0].is_ok() && results[1].is_err());
     /// ```
+    ///
+    /// Stores with a writer override this and [`Store::submit_updates`];
+    /// the default appends each record with [`Store::append`] on the
+    /// calling thread.
     fn submit_many(&self, doc_id: &str, records: &[&[u8]]) -> Commit {
-        Commit::ready(self.append_many(doc_id, records))
+        Commit::ready(records.iter().map(|r| self.append(doc_id, r)).collect())
     }
 
     /// The verified records of `doc_id` (snapshot and the updates after it),
