@@ -36,21 +36,29 @@ impl DocTask {
 /// answered, in order, when its commit settles.
 pub(super) struct InFlight {
     queued: Instant,
-    handled: Vec<UpdateCmd>,
-    outcomes: Vec<Outcome>,
-    /// The updates of the `Store` outcomes, in order.
-    stored: Vec<Update>,
+    /// Every update of the batch with what happened to it, in arrival
+    /// order; the commit answers the `Store` ones, in the same order.
+    answers: Vec<(UpdateCmd, Outcome)>,
     pub(super) commit: Commit,
 }
 
 /// What happened to one update of a batch.
 enum Outcome {
-    /// To be stored (index into the batch's stored list).
-    Store,
+    /// Applied; to be stored (acked once its commit settles).
+    Store(Update),
     /// Already known: ack.
     Duplicate,
     /// Refused or not stored.
     Refused(ErrorCode, String),
+}
+
+/// The updates of a batch's `Store` outcomes, in order: what its commit
+/// appends and answers for.
+fn stored(answers: &[(UpdateCmd, Outcome)]) -> impl Iterator<Item = &Update> {
+    answers.iter().filter_map(|(_, o)| match o {
+        Outcome::Store(update) => Some(update),
+        _ => None,
+    })
 }
 
 /// The error code a refused update gets for `e`.
@@ -134,17 +142,15 @@ impl DocTask {
             }
         }
         let before = self.doc.version().clone();
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let mut handled = Vec::with_capacity(batch.len());
-        let mut to_store: Vec<Update> = Vec::new();
+        let mut answers: Vec<(UpdateCmd, Outcome)> = Vec::with_capacity(batch.len());
         let mut bindings: Vec<Vec<u8>> = Vec::new();
         let mut unblocked = false;
         for u in batch {
             self.state.meters.updates_in.increment(1);
             let update = match &u.update {
                 Err((code, message)) => {
-                    outcomes.push(Outcome::Refused(*code, message.clone()));
-                    handled.push(u);
+                    let refused = Outcome::Refused(*code, message.clone());
+                    answers.push((u, refused));
                     continue;
                 }
                 Ok(update) => update.clone(),
@@ -154,24 +160,24 @@ impl DocTask {
                 .update_bytes_in
                 .increment(update.len() as u64);
             if !self.subs.contains_key(&u.peer) {
-                outcomes.push(Outcome::Refused(
+                let refused = Outcome::Refused(
                     ErrorCode::NotSubscribed,
                     "subscribe before sending updates".into(),
-                ));
-                handled.push(u);
+                );
+                answers.push((u, refused));
                 continue;
             }
             let outcome = match self.doc.readiness(&update) {
                 ApplyStatus::Pending => match self.wait(u, update.decoded_len()) {
                     Ok(()) => continue,
                     Err(back) => {
-                        outcomes.push(Outcome::Refused(
+                        let refused = Outcome::Refused(
                             ErrorCode::MissingDependencies,
                             "the update waits on transactions this relay lacks, and this \
                              sender's waiting allowance is used up"
                                 .into(),
-                        ));
-                        handled.push(back);
+                        );
+                        answers.push((back, refused));
                         continue;
                     }
                 },
@@ -183,12 +189,11 @@ impl DocTask {
                     }
                 },
                 ApplyStatus::Applied => {
-                    self.decide_and_apply(&u, update, &mut bindings, &mut to_store, &mut unblocked)
+                    self.decide_and_apply(&u, update, &mut bindings, &mut unblocked)
                         .await
                 }
             };
-            outcomes.push(outcome);
-            handled.push(u);
+            answers.push((u, outcome));
         }
         // Bindings are durable before any update relying on them is
         // queued (they are rare: a replica's first update here).
@@ -204,13 +209,12 @@ impl DocTask {
                 .find_map(Result::err)
                 .map_or(Ok(()), |e| Err(e.to_string()))
         };
+        let to_store: Vec<&Update> = stored(&answers).collect();
         let changed = bound.is_ok() && !to_store.is_empty();
+        let queued = Instant::now();
         let commit = match bound {
             Ok(()) if to_store.is_empty() => Commit::ready(Vec::new()),
-            Ok(()) => {
-                let refs: Vec<&Update> = to_store.iter().collect();
-                self.state.store.submit_updates(self.id.as_str(), &refs)
-            }
+            Ok(()) => self.state.store.submit_updates(self.id.as_str(), &to_store),
             // Nothing that relies on an unstored binding is stored or shown.
             Err(message) => Commit::ready(
                 to_store
@@ -228,14 +232,11 @@ impl DocTask {
             // A reader may see an update the relay has not yet stored: its
             // author keeps it until acknowledged and resends it after any
             // failure or crash.
-            self.fan_out_applied(&before, &to_store, &handled, &outcomes, unblocked)
-                .await;
+            self.fan_out_applied(&before, &answers, unblocked).await;
         }
         self.inflight.push_back(InFlight {
-            queued: Instant::now(),
-            handled,
-            outcomes,
-            stored: to_store,
+            queued,
+            answers,
             commit,
         });
         changed
@@ -247,9 +248,7 @@ impl DocTask {
     async fn fan_out_applied(
         &mut self,
         before: &VersionVector,
-        stored: &[Update],
-        handled: &[UpdateCmd],
-        outcomes: &[Outcome],
+        answers: &[(UpdateCmd, Outcome)],
         unblocked: bool,
     ) {
         if unblocked {
@@ -266,28 +265,23 @@ impl DocTask {
                 self.fan_out(&Bytes::from(frame.encode()), None, Some(before));
             }
         } else {
-            let senders = handled
-                .iter()
-                .zip(outcomes)
-                .filter(|(_, o)| matches!(o, Outcome::Store))
-                .map(|(u, _)| u.peer);
-            for (update, peer) in stored.iter().zip(senders) {
-                let frame = Frame::Remote {
-                    doc: self.id.clone(),
-                    update: update.as_bytes().to_vec(),
-                };
-                self.fan_out(&Bytes::from(frame.encode()), Some(peer), Some(before));
+            for (u, outcome) in answers {
+                if let Outcome::Store(update) = outcome {
+                    let frame = Frame::Remote {
+                        doc: self.id.clone(),
+                        update: update.as_bytes().to_vec(),
+                    };
+                    self.fan_out(&Bytes::from(frame.encode()), Some(u.peer), Some(before));
+                }
             }
         }
-        for (u, _) in handled
-            .iter()
-            .zip(outcomes)
-            .filter(|(_, o)| matches!(o, Outcome::Store))
-        {
-            self.state
-                .meters
-                .fanout_lag
-                .record(u.received.elapsed().as_secs_f64());
+        for (u, outcome) in answers {
+            if matches!(outcome, Outcome::Store(_)) {
+                self.state
+                    .meters
+                    .fanout_lag
+                    .record(u.received.elapsed().as_secs_f64());
+            }
         }
     }
 
@@ -300,14 +294,15 @@ impl DocTask {
         batch: InFlight,
         results: Vec<Result<Appended, weft_persist::Error>>,
     ) {
-        if !batch.stored.is_empty() {
+        if stored(&batch.answers).next().is_some() {
             self.state
                 .meters
                 .store_latency
                 .record(batch.queued.elapsed().as_secs_f64());
         }
-        let mut stored = batch.stored.into_iter().zip(results);
-        for (u, outcome) in batch.handled.iter().zip(batch.outcomes) {
+        let mut results = results.into_iter();
+        for (u, outcome) in batch.answers {
+            let u = &u;
             match outcome {
                 // After a failed append, a duplicate may be a copy of what
                 // failed (still in memory until the reload): not acked.
@@ -322,8 +317,8 @@ impl DocTask {
                     },
                 ),
                 Outcome::Refused(code, message) => self.answer_error(u, code, message),
-                Outcome::Store => match stored.next() {
-                    Some((update, Ok(appended))) => {
+                Outcome::Store(update) => match results.next() {
+                    Some(Ok(appended)) => {
                         self.state.meters.updates_stored.increment(1);
                         self.state
                             .meters
@@ -338,7 +333,7 @@ impl DocTask {
                             },
                         );
                     }
-                    Some((_, Err(e))) => {
+                    Some(Err(e)) => {
                         self.store_failed = true;
                         self.answer_error(u, ErrorCode::StoreUnavailable, e.to_string());
                     }
@@ -383,7 +378,6 @@ impl DocTask {
         u: &UpdateCmd,
         update: Update,
         bindings: &mut Vec<Vec<u8>>,
-        to_store: &mut Vec<Update>,
         unblocked: &mut bool,
     ) -> Outcome {
         let mut verdict = self.owners.check(&update, self.doc.version(), &u.subject);
@@ -433,8 +427,7 @@ impl DocTask {
             Ok(report) if report.status == ApplyStatus::Duplicate => Outcome::Duplicate,
             Ok(report) => {
                 *unblocked |= report.unblocked > 0;
-                to_store.push(update);
-                Outcome::Store
+                Outcome::Store(update)
             }
             Err(e) => {
                 let (code, message) = refusal(&e);
