@@ -366,7 +366,8 @@ mod tests {
         let rooms = Rooms::default();
         assert!(check_weft_open(&store, &rooms, "d").is_ok());
         let mut room = persist::RoomStore::load(&store, "d").unwrap().store;
-        room.append(&store, &[&[0, 0]]).unwrap();
+        let stored = room.submit(&store, &[&[0, 0]]).unwrap().wait();
+        assert!(stored.iter().all(Result::is_ok));
         let refused = check_weft_open(&store, &rooms, "d").unwrap_err();
         assert!(refused.contains("is a Yjs document"), "{refused}");
         // A weft document under "w": the Yjs side sees it.

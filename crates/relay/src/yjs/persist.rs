@@ -115,17 +115,6 @@ impl RoomStore {
         })
     }
 
-    /// Appends `updates` durably (one commit): when this returns `Ok` every
-    /// one of them is on disk. Blocks: for a blocking thread.
-    pub(crate) fn append(&mut self, store: &dyn Store, updates: &[&[u8]]) -> Result<(), String> {
-        let encoded = self.stage(updates)?;
-        let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-        for r in store.append_many(&self.key, &refs) {
-            r.map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    }
-
     /// Queues `updates` on the store's writer (one commit) without waiting:
     /// the returned commit settles once every one is on disk. Checks the
     /// records on the calling thread (cheap for small batches).
@@ -203,7 +192,12 @@ mod tests {
     fn updates_survive_and_compaction_replaces_the_log() {
         let store = MemoryStore::new();
         let mut room = RoomStore::load(&store, "d").unwrap().store;
-        room.append(&store, &[b"one", b"two"]).unwrap();
+        assert!(room
+            .submit(&store, &[b"one", b"two"])
+            .unwrap()
+            .wait()
+            .iter()
+            .all(Result::is_ok));
         let again = RoomStore::load(&store, "d").unwrap();
         let mut got = again.updates.clone();
         got.sort();
@@ -211,7 +205,12 @@ mod tests {
         assert!(exists(&store, "d").unwrap() && !weft_exists(&store, "d").unwrap());
         let mut room = again.store;
         room.compact(&store, b"snap").unwrap();
-        room.append(&store, &[b"three"]).unwrap();
+        assert!(room
+            .submit(&store, &[b"three"])
+            .unwrap()
+            .wait()
+            .iter()
+            .all(Result::is_ok));
         let mut got = RoomStore::load(&store, "d").unwrap().updates;
         got.sort();
         assert_eq!(got, vec![b"snap".to_vec(), b"three".to_vec()]);

@@ -38,10 +38,6 @@ pub(crate) const MAX_CLIENTS_PER_CONN: usize = 16;
 const AWARENESS_FLUSH: Duration = Duration::from_millis(100);
 /// How often expiry and idleness are checked.
 const HOUSEKEEPING: Duration = Duration::from_secs(2);
-/// Batches of Yjs changes up to this many bytes are queued on the store
-/// from the room's task (their records are checked there, which is cheap
-/// at this size); larger ones go through the blocking pool.
-const INLINE_STORE_BYTES: usize = 64 * 1024;
 
 /// WebSocket close codes the room uses.
 pub(crate) mod close {
@@ -588,30 +584,35 @@ impl Room {
                 return Err("store unavailable".into());
             };
             let started = std::time::Instant::now();
+            // Records are staged and checked here, or for a large batch on
+            // the heavy-work pool (like every decode over
+            // `heavy_work_bytes`); either way the commit is awaited from
+            // this task, with no thread parked on the fsync.
             let total: usize = changes.iter().map(|(_, c)| c.len()).sum();
-            let (rs, stored) = if total <= INLINE_STORE_BYTES {
-                // Small (the common case): queued on the store's writer from
-                // here and awaited, no blocking-pool thread in between.
-                let bodies: Vec<&[u8]> = changes.iter().map(|(_, c)| c.as_slice()).collect();
-                let stored = match rs.submit(&*self.state.store, &bodies) {
-                    Ok(commit) => commit
-                        .await
-                        .into_iter()
-                        .find_map(Result::err)
-                        .map_or(Ok(()), |e| Err(e.to_string())),
-                    Err(e) => Err(e),
-                };
-                (rs, stored)
-            } else {
+            let (rs, queued) = if self.state.heavy.is_heavy(total) {
                 let store = self.state.store.clone();
                 let bodies: Vec<Vec<u8>> = changes.iter().map(|(_, c)| c.clone()).collect();
-                let done = tokio::task::spawn_blocking(move || {
-                    let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
-                    let r = rs.append(&*store, &refs);
-                    (rs, r)
-                })
-                .await;
-                done.map_err(|_| "store task failed".to_owned())?
+                self.state
+                    .heavy
+                    .run(move || {
+                        let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+                        let queued = rs.submit(&*store, &refs);
+                        (rs, queued)
+                    })
+                    .await
+                    .ok_or_else(|| "store task failed".to_owned())?
+            } else {
+                let bodies: Vec<&[u8]> = changes.iter().map(|(_, c)| c.as_slice()).collect();
+                let queued = rs.submit(&*self.state.store, &bodies);
+                (rs, queued)
+            };
+            let stored = match queued {
+                Ok(commit) => commit
+                    .await
+                    .into_iter()
+                    .find_map(Result::err)
+                    .map_or(Ok(()), |e| Err(e.to_string())),
+                Err(e) => Err(e),
             };
             self.store = Some(rs);
             if let Err(e) = stored {
