@@ -25,6 +25,18 @@ pub(crate) struct DocCell {
     waiting: Waiting,
 }
 
+impl DocCell {
+    /// An append of everything since `since` failed: the next local edit
+    /// stores `doc.diff` of the oldest such point (appends of later edits
+    /// may have succeeded meanwhile; storing them again is harmless).
+    fn mark_unstored(&mut self, since: &VersionVector) {
+        self.unstored_from = Some(match self.unstored_from.take() {
+            Some(older) => older.meet(since),
+            None => since.clone(),
+        });
+    }
+}
+
 /// The remote updates accepted this session while they wait for a missing
 /// dependency, by the version they lead to and their *decoded* size. The
 /// document bounds its waiting updates by count and by their encoded size;
@@ -253,11 +265,7 @@ impl ReplicaShared {
             .unwrap_or(Err(weft_persist::Error::Closed));
         if let Err(e) = appended {
             if report.status == ApplyStatus::Applied {
-                let mut cell = self.lock();
-                cell.unstored_from = Some(match cell.unstored_from.take() {
-                    Some(older) => older.meet(&before),
-                    None => before,
-                });
+                self.lock().mark_unstored(&before);
             }
             return Err(format!("storing a received update: {e}"));
         }
@@ -377,14 +385,7 @@ impl Replica {
         // a relay never holds an edit this client could lose in a crash.
         let _turn = shared.send_order.wait_turn(ticket);
         if let Err(e) = stored {
-            let mut cell = shared.lock();
-            // Keep the oldest unstored point: the next edit stores
-            // everything since (a later edit's own append may have
-            // succeeded; storing it again is harmless).
-            cell.unstored_from = Some(match cell.unstored_from.take() {
-                Some(older) => older.meet(&since),
-                None => since,
-            });
+            shared.lock().mark_unstored(&since);
             return Err(Error::Store(e));
         }
         // Before the sync task can see the update: a status read after

@@ -9,7 +9,7 @@ use crate::replica::Received;
 use crate::{refusal_code, ClientEvent};
 use std::time::{Duration, Instant};
 use weft_core::{DocError, VersionVector};
-use weft_protocol::sync::Transmit;
+use weft_protocol::sync::{Handled, Transmit};
 use weft_protocol::{DocId, ErrorCode, ErrorScope, Frame};
 
 impl SyncTask {
@@ -220,18 +220,17 @@ impl SyncTask {
                     refresh(d);
                 }
             }
-            (ErrorScope::UpdateRetry, Some(d)) => {
-                if let (Phase::Live(out), Some(seq)) = (&mut d.phase, seq) {
-                    out.retry_later(seq, Instant::now(), self.config.retry_delay);
-                }
-            }
-            (ErrorScope::UpdateRefused, Some(d)) => {
-                let refused = match (&mut d.phase, seq) {
-                    (Phase::Live(out), Some(seq)) => out.refuse(seq).is_some(),
-                    _ => false,
+            (ErrorScope::UpdateRetry | ErrorScope::UpdateRefused, Some(d)) => {
+                let handled = match (&mut d.phase, seq) {
+                    (Phase::Live(out), Some(seq)) => {
+                        out.on_error(code, seq, Instant::now(), self.config.retry_delay)
+                    }
+                    _ => Handled::NotOurs,
                 };
-                refresh(d);
-                if refused {
+                if code.scope() == ErrorScope::UpdateRefused {
+                    refresh(d);
+                }
+                if let Handled::Refused(_) = handled {
                     self.shared.emit(ClientEvent::UpdateRefused {
                         doc: d.replica.id.clone(),
                         code,

@@ -3,7 +3,7 @@
 //! the relay is known to hold. Sans-IO: it takes frames and time and
 //! returns frames; the caller owns the socket and the clock.
 
-use crate::{DocId, ErrorScope, Frame};
+use crate::{DocId, ErrorCode, ErrorScope, Frame};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 use weft_core::{Update, VersionVector};
@@ -300,15 +300,29 @@ impl Outbox {
                 code,
                 seq: Some(seq),
                 ..
-            } => match code.scope() {
-                ErrorScope::UpdateRetry if self.retry_later(*seq, now, retry_base) => {
-                    Handled::RetryLater
-                }
-                ErrorScope::UpdateRefused => match self.refuse(*seq) {
-                    Some(piece) => Handled::Refused(piece),
-                    None => Handled::NotOurs,
-                },
-                _ => Handled::NotOurs,
+            } => self.on_error(*code, *seq, now, retry_base),
+            _ => Handled::NotOurs,
+        }
+    }
+
+    /// An update-scoped error `code` for `seq` (what [`Outbox::on_frame`]
+    /// does with an `Error` frame, for a caller that already took the frame
+    /// apart): retry-scope codes (200–249) resend after a delay growing
+    /// from `retry_base`, refusals (250–299) drop the piece.
+    pub fn on_error(
+        &mut self,
+        code: ErrorCode,
+        seq: u64,
+        now: Instant,
+        retry_base: Duration,
+    ) -> Handled {
+        match code.scope() {
+            ErrorScope::UpdateRetry if self.retry_later(seq, now, retry_base) => {
+                Handled::RetryLater
+            }
+            ErrorScope::UpdateRefused => match self.refuse(seq) {
+                Some(piece) => Handled::Refused(piece),
+                None => Handled::NotOurs,
             },
             _ => Handled::NotOurs,
         }
