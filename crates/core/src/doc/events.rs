@@ -5,9 +5,8 @@
 //! the order the changes were applied; each text event's ops are relative
 //! to the text as it was just before that event.
 
-use super::list::ListItem;
 use super::path::Path;
-use super::value::Effect;
+use super::value::{Effect, Elem};
 use crate::{ListOp, TextOp, VersionVector};
 use std::fmt;
 use std::sync::Arc;
@@ -129,7 +128,7 @@ impl Event {
             Effect::Set { added, removed } => Change::Set { added, removed },
             Effect::Text(ops) => Change::Text(ops),
             Effect::Keys(keys) => Change::Keys(keys),
-            Effect::List(ops) => Change::List(super::list::list_ops(path, ops)),
+            Effect::List(ops) => Change::List(list_ops(path, ops)),
         };
         Some(Event {
             path: path.clone(),
@@ -204,4 +203,35 @@ impl fmt::Debug for Observers {
             .field("subscriptions", &self.subs.len())
             .finish()
     }
+}
+
+/// One element of a document list, as events and views show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListItem {
+    /// A scalar: its postcard bytes ([`ListRef::decode`](super::ListRef::decode) reads them).
+    Value(Vec<u8>),
+    /// A nested value at this path (its last step names the kind); read it
+    /// with [`ListRef::map`](super::ListRef::map), [`ListRef::text`](super::ListRef::text) and friends, or follow
+    /// events at this path.
+    Nested(Path),
+}
+
+pub(super) fn item_of(path: &Path, elem: &Elem) -> ListItem {
+    match elem {
+        Elem::Scalar(b) => ListItem::Value(b.clone()),
+        Elem::Nested { kind, key } => ListItem::Nested(path.child(key.clone(), *kind)),
+    }
+}
+
+/// Events of a list at `path`, in document terms.
+pub(super) fn list_ops(path: &Path, ops: Vec<ListOp<Elem>>) -> Vec<ListOp<ListItem>> {
+    ops.into_iter()
+        .map(|op| match op {
+            ListOp::Retain(n) => ListOp::Retain(n),
+            ListOp::Delete(n) => ListOp::Delete(n),
+            ListOp::Insert(items) => {
+                ListOp::Insert(items.iter().map(|e| item_of(path, e)).collect())
+            }
+        })
+        .collect()
 }

@@ -12,125 +12,18 @@
 //! simulated length of every list edited so far, and the element at a
 //! simulated index is found by walking the recorded list ops backwards.
 
-use super::events::Change;
+use super::events::{item_of, ListItem};
+use super::op::Op;
 use super::path::{Kind, Path};
 use super::refs::TextRef;
-use super::txn::{unreachable_kind, CounterMut, MapMut, Op, SetMut, TextMut, Transaction};
-use super::value::{decode_scalar, encode_scalar, Elem, Value, ValueDelta};
+use super::txn::{CounterMut, MapMut, SetMut, TextMut, Transaction};
+use super::value::{decode_scalar, encode_scalar, Elem, Value};
 use super::{Doc, MapRef};
-use crate::{Bias, DocError, Dot, List, ListOp, StablePosition};
+use crate::{Bias, DocError, Dot, List, StablePosition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt;
 use std::marker::PhantomData;
-
-/// One element of a document list, as events and views show it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ListItem {
-    /// A scalar: its postcard bytes ([`ListRef::decode`] reads them).
-    Value(Vec<u8>),
-    /// A nested value at this path (its last step names the kind); read it
-    /// with [`ListRef::map`], [`ListRef::text`] and friends, or follow
-    /// events at this path.
-    Nested(Path),
-}
-
-fn item_of(path: &Path, elem: &Elem) -> ListItem {
-    match elem {
-        Elem::Scalar(b) => ListItem::Value(b.clone()),
-        Elem::Nested { kind, key } => ListItem::Nested(path.child(key.clone(), *kind)),
-    }
-}
-
-/// Events of a list at `path`, in document terms.
-pub(super) fn list_ops(path: &Path, ops: Vec<ListOp<Elem>>) -> Vec<ListOp<ListItem>> {
-    ops.into_iter()
-        .map(|op| match op {
-            ListOp::Retain(n) => ListOp::Retain(n),
-            ListOp::Delete(n) => ListOp::Delete(n),
-            ListOp::Insert(items) => {
-                ListOp::Insert(items.iter().map(|e| item_of(path, e)).collect())
-            }
-        })
-        .collect()
-}
-
-fn list_mut<'a>(doc: &'a mut Doc, path: &Path) -> &'a mut List<Elem> {
-    match doc.value_mut(path, Kind::List) {
-        Value::List(l) => l,
-        _ => unreachable_kind(),
-    }
-}
-
-/// Applies a recorded insert (validated when recorded).
-pub(super) fn apply_insert(
-    doc: &mut Doc,
-    path: Path,
-    index: usize,
-    items: Vec<Elem>,
-    want_events: bool,
-) -> (Path, ValueDelta, Option<Change>) {
-    let replica = doc.replica;
-    let change = want_events.then(|| {
-        let mut ops = Vec::with_capacity(2);
-        if index > 0 {
-            ops.push(ListOp::Retain(index));
-        }
-        ops.push(ListOp::Insert(
-            items.iter().map(|e| item_of(&path, e)).collect(),
-        ));
-        Change::List(ops)
-    });
-    let d = list_mut(doc, &path).insert(replica, index, items);
-    (path, ValueDelta::List(d), change)
-}
-
-/// Applies an undo's re-insert of elements after their tombstone.
-pub(super) fn apply_restore(
-    doc: &mut Doc,
-    path: Path,
-    after: Dot,
-    items: Vec<Elem>,
-    want_events: bool,
-) -> (Path, ValueDelta, Option<Change>) {
-    let replica = doc.replica;
-    let shown: Vec<ListItem> = if want_events {
-        items.iter().map(|e| item_of(&path, e)).collect()
-    } else {
-        Vec::new()
-    };
-    let (d, index) = list_mut(doc, &path).insert_after(replica, Some(after), items);
-    let change = want_events.then(|| {
-        let mut ops = Vec::with_capacity(2);
-        if index > 0 {
-            ops.push(ListOp::Retain(index));
-        }
-        ops.push(ListOp::Insert(shown));
-        Change::List(ops)
-    });
-    (path, ValueDelta::List(d), change)
-}
-
-/// Applies a recorded delete (validated when recorded).
-pub(super) fn apply_delete(
-    doc: &mut Doc,
-    path: Path,
-    index: usize,
-    len: usize,
-    want_events: bool,
-) -> (Path, ValueDelta, Option<Change>) {
-    let replica = doc.replica;
-    let d = list_mut(doc, &path).delete(replica, index, len);
-    let change = want_events.then(|| {
-        let mut ops = Vec::with_capacity(2);
-        if index > 0 {
-            ops.push(ListOp::Retain(index));
-        }
-        ops.push(ListOp::Delete(len));
-        Change::List(ops)
-    });
-    (path, ValueDelta::List(d), change)
-}
 
 /// A list being edited inside a transaction.
 ///

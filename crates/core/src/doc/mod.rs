@@ -25,17 +25,21 @@ mod events;
 #[cfg(feature = "forge")]
 pub mod forge;
 mod list;
+mod op;
 mod path;
 mod pending;
 mod refs;
+mod snapshot;
 mod touches;
 mod txn;
 mod undo;
+mod undo_record;
 mod update;
 mod value;
 
+pub use events::ListItem;
 pub use events::{Change, Event, Origin, OriginTag, SubscriptionId};
-pub use list::{ListItem, ListMut, ListRef};
+pub use list::{ListMut, ListRef};
 pub use path::{Kind, Path, Step, MAX_DEPTH, MAX_KEY_BYTES};
 pub use refs::{MapRef, SetRef, TextRef};
 pub use txn::{CounterMut, MapMut, SetMut, TextMut, Transaction};
@@ -45,10 +49,11 @@ pub use update::{Update, MAX_COUNTER};
 use crate::codec;
 use crate::{DocError, LwwMap, ReplicaId, VersionVector};
 use events::Observers;
+use snapshot::{PendingBodies, SnapshotBody, SnapshotView};
 use std::collections::BTreeMap;
 use std::fmt;
 use touches::Touches;
-use update::{PendingBodies, SnapshotBody, SnapshotView, UpdateBody};
+use update::UpdateBody;
 use value::Value;
 
 /// Limits that keep untrusted input from exhausting memory or corrupting

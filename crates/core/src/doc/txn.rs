@@ -11,81 +11,20 @@
 //! Invariant: the simulated state (`kinds`, `text_len`, `counters`) equals
 //! what the document would hold after applying `ops` in order.
 
-use super::events::{Change, Event, Origin, OriginTag};
+use super::events::{Event, Origin, OriginTag};
+use super::op::{apply_local, Op};
 use super::path::{Kind, Path};
 use super::touches::Run;
+use super::undo_record::{Pre, Record, Role};
 use super::update::UpdateBody;
-use super::value::{encode_scalar, Bytes, Slot, Value, ValueDelta};
+use super::value::{encode_scalar, Slot, Value, ValueDelta};
 use super::Doc;
 use crate::codec;
-use crate::{Crdt, DocError, OverflowError, ReplicaId, TextOp};
+use crate::{DocError, OverflowError, ReplicaId};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
-
-#[derive(Debug)]
-pub(super) enum Op {
-    SetKind {
-        map: Path,
-        key: String,
-        slot: Slot,
-    },
-    Counter {
-        path: Path,
-        inc: u64,
-        dec: u64,
-    },
-    Register {
-        path: Path,
-        bytes: Bytes,
-    },
-    MultiValue {
-        path: Path,
-        bytes: Bytes,
-    },
-    SetAdd {
-        path: Path,
-        bytes: Bytes,
-    },
-    SetRemove {
-        path: Path,
-        bytes: Bytes,
-    },
-    TextInsert {
-        path: Path,
-        index: usize,
-        /// The inserted text: this range of the transaction's text buffer.
-        text: std::ops::Range<usize>,
-    },
-    TextDelete {
-        path: Path,
-        index: usize,
-        len: usize,
-    },
-    ListInsert {
-        path: Path,
-        index: usize,
-        items: Vec<super::value::Elem>,
-    },
-    ListDelete {
-        path: Path,
-        index: usize,
-        len: usize,
-    },
-    /// Undo: put deleted text back right after the tombstone `after`.
-    TextRestore {
-        path: Path,
-        after: crate::Dot,
-        text: String,
-    },
-    /// Undo: put deleted elements back right after the tombstone `after`.
-    ListRestore {
-        path: Path,
-        after: crate::Dot,
-        items: Vec<super::value::Elem>,
-    },
-}
 
 /// A group of local edits that becomes one update.
 ///
@@ -118,7 +57,7 @@ pub struct Transaction<'d> {
     /// The origin given to [`crate::Doc::transact_with`].
     tag: Option<OriginTag>,
     /// Whether this is an ordinary edit, an undo or a redo.
-    pub(super) role: super::undo::Role,
+    pub(super) role: Role,
     /// For undo and redo: the index of each op that re-inserts deleted
     /// elements, with the ids of the elements it restores.
     pub(super) restores: BTreeMap<usize, Vec<crate::Dot>>,
@@ -187,7 +126,7 @@ impl<'d> Transaction<'d> {
             kinds: BTreeMap::new(),
             counters: BTreeMap::new(),
             tag: None,
-            role: super::undo::Role::Edit,
+            role: Role::Edit,
             restores: BTreeMap::new(),
         }
     }
@@ -398,7 +337,7 @@ impl<'d> Transaction<'d> {
             .undo
             .as_ref()
             .filter(|u| u.records(role, tag.as_ref()))
-            .map(|_| super::undo::Record::default());
+            .map(|_| Record::default());
         // Only last-writer-wins writes and undo grouping read the clock:
         // plain typing reads none.
         let stamped = record.is_some()
@@ -411,7 +350,7 @@ impl<'d> Transaction<'d> {
         let mut events: Vec<Event> = Vec::new();
         let text = std::mem::take(&mut sc.text);
         for (i, op) in sc.ops.drain(..).enumerate() {
-            let pre = record.as_ref().map(|_| super::undo::Pre::of(doc, &op));
+            let pre = record.as_ref().map(|_| Pre::of(doc, &op));
             let Some((path, delta, change)) = apply_local(doc, op, &text, now, want_events) else {
                 continue;
             };
@@ -518,157 +457,6 @@ impl Serialize for LocalTouches<'_> {
         }
         seq.end()
     }
-}
-
-/// Applies one validated local operation; returns the value's path, the
-/// delta to ship and the change for observers (`None` if the operation
-/// changes nothing, e.g. removing from a set that does not exist).
-fn apply_local(
-    doc: &mut Doc,
-    op: Op,
-    inserted: &str,
-    now: u64,
-    want_events: bool,
-) -> Option<(Path, ValueDelta, Option<Change>)> {
-    let replica = doc.replica;
-    let unit = doc.text_unit;
-    Some(match op {
-        Op::SetKind { map, key, slot } => {
-            let keys = doc.keys_mut(&map);
-            let before = keys.get(&key).copied();
-            let delta = keys.insert(replica, key.clone(), slot, now);
-            let change = (before != Some(slot)).then(|| Change::Keys(vec![key]));
-            (map, ValueDelta::Keys(delta), change)
-        }
-        Op::Counter { path, inc, dec } => {
-            let Value::Counter(c) = doc.value_mut(&path, Kind::Counter) else {
-                unreachable_kind()
-            };
-            let old = c.value();
-            let mut delta = crate::PnCounter::new();
-            // Both checked against the simulated contribution when recorded.
-            if let Ok(d) = c.increment(replica, inc) {
-                delta.join(&d);
-            }
-            if dec > 0 {
-                if let Ok(d) = c.decrement(replica, dec) {
-                    delta.join(&d);
-                }
-            }
-            let new = c.value();
-            (
-                path,
-                ValueDelta::Counter(delta),
-                Some(Change::Counter { old, new }),
-            )
-        }
-        Op::Register { path, bytes } => {
-            let Value::Register(r) = doc.value_mut(&path, Kind::Register) else {
-                unreachable_kind()
-            };
-            let d = r.set(replica, bytes, now);
-            (path, ValueDelta::Register(d), Some(Change::Register))
-        }
-        Op::MultiValue { path, bytes } => {
-            let Value::Multi(r) = doc.value_mut(&path, Kind::MultiValue) else {
-                unreachable_kind()
-            };
-            let d = r.set(replica, bytes);
-            (path, ValueDelta::Multi(d), Some(Change::Register))
-        }
-        Op::SetAdd { path, bytes } => {
-            let Value::Set(s) = doc.value_mut(&path, Kind::Set) else {
-                unreachable_kind()
-            };
-            let was = s.contains(&bytes);
-            let d = s.add(replica, bytes.clone());
-            let change = (!was).then(|| Change::Set {
-                added: vec![bytes],
-                removed: Vec::new(),
-            });
-            (path, ValueDelta::Set(d), change)
-        }
-        Op::SetRemove { path, bytes } => {
-            // Removing from a set nobody has created yet changes nothing; not
-            // creating it keeps every replica's representation identical.
-            let Some(Value::Set(s)) = doc.values.get_mut(&path) else {
-                return None;
-            };
-            let was = s.contains(&bytes);
-            let d = s.remove(&bytes);
-            let change = was.then(|| Change::Set {
-                added: Vec::new(),
-                removed: vec![bytes],
-            });
-            (path, ValueDelta::Set(d), change)
-        }
-        Op::TextInsert { path, index, text } => {
-            let Value::Text(t) = doc.value_mut(&path, Kind::Text) else {
-                unreachable_kind()
-            };
-            let text = inserted.get(text).unwrap_or_default();
-            let d = t.insert(replica, index, text);
-            let change = want_events.then(|| {
-                let mut ops = Vec::with_capacity(2);
-                if index > 0 {
-                    ops.push(TextOp::Retain(t.from_char(index, unit)));
-                }
-                ops.push(TextOp::Insert(text.to_string()));
-                Change::Text(ops)
-            });
-            (path, ValueDelta::Text(d), change)
-        }
-        Op::TextDelete { path, index, len } => {
-            let Value::Text(t) = doc.value_mut(&path, Kind::Text) else {
-                unreachable_kind()
-            };
-            let (from, to) = if want_events && unit != crate::TextUnit::Chars {
-                (t.from_char(index, unit), t.from_char(index + len, unit))
-            } else {
-                (index, index + len)
-            };
-            let d = t.delete(replica, index, len);
-            let change = want_events.then(|| {
-                let mut ops = Vec::with_capacity(2);
-                if index > 0 {
-                    ops.push(TextOp::Retain(from));
-                }
-                ops.push(TextOp::Delete(to - from));
-                Change::Text(ops)
-            });
-            (path, ValueDelta::Text(d), change)
-        }
-        Op::ListInsert { path, index, items } => {
-            super::list::apply_insert(doc, path, index, items, want_events)
-        }
-        Op::ListDelete { path, index, len } => {
-            super::list::apply_delete(doc, path, index, len, want_events)
-        }
-        Op::TextRestore { path, after, text } => {
-            let Value::Text(t) = doc.value_mut(&path, Kind::Text) else {
-                unreachable_kind()
-            };
-            let (d, index) = t.insert_after(replica, Some(after), &text);
-            let change = want_events.then(|| {
-                let mut ops = Vec::with_capacity(2);
-                if index > 0 {
-                    ops.push(TextOp::Retain(t.from_char(index, unit)));
-                }
-                ops.push(TextOp::Insert(text));
-                Change::Text(ops)
-            });
-            (path, ValueDelta::Text(d), change)
-        }
-        Op::ListRestore { path, after, items } => {
-            super::list::apply_restore(doc, path, after, items, want_events)
-        }
-    })
-}
-
-/// `Doc::value_mut` creates values of the path's kind, so a mismatch cannot
-/// happen; this documents the impossibility instead of panicking with unwrap.
-pub(super) fn unreachable_kind() -> ! {
-    unreachable!("a document value always has its path's kind")
 }
 
 /// A map being edited inside a transaction (the root is one).

@@ -1,14 +1,13 @@
-//! The two encoded forms of a document: updates (what travels between
-//! replicas) and snapshots (everything, for disk).
+//! Updates, what travels between replicas (snapshots, the other encoded
+//! form of a document, are in `snapshot.rs`).
 //!
-//! Invariant: a decoded update or snapshot has passed [`UpdateBody::validate`]
-//! / [`SnapshotBody::validate`]: every path is within the limits and every
-//! delta or value has the kind its path names, so applying it cannot fail.
+//! Invariant: a decoded update has passed [`UpdateBody::validate`]: every
+//! path is within the limits and every delta has the kind its path names,
+//! so applying it cannot fail.
 
 use super::path::{Kind, Path};
-use super::pending::Pending;
-use super::touches::{validate_runs, Run, Touches};
-use super::value::{Elem, Value, ValueDelta};
+use super::touches::{validate_runs, Run};
+use super::value::{Elem, ValueDelta};
 use super::Limits;
 use crate::codec::{self, kind, Encode};
 use crate::{DecodeError, DocError, Dot, ReplicaId, VersionVector};
@@ -55,17 +54,8 @@ fn charged_touches<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<TouchEn
         .collect())
 }
 
-/// A whole document.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub(crate) struct SnapshotBody {
-    pub(crate) version: VersionVector,
-    pub(crate) values: Vec<(Path, Value)>,
-    pub(crate) touches: Vec<(Path, Touches)>,
-    pub(crate) pending: Vec<UpdateBody>,
-}
-
 /// Whether a value or delta of `found` kind may live at `path`.
-fn kind_fits(path: &Path, found: Kind) -> bool {
+pub(super) fn kind_fits(path: &Path, found: Kind) -> bool {
     match path.kind() {
         None => found == Kind::Map,
         Some(k) => k == found,
@@ -73,7 +63,7 @@ fn kind_fits(path: &Path, found: Kind) -> bool {
 }
 
 /// Checks the nested elements a list value or delta carries at `path`.
-fn check_list_values<'a>(
+pub(super) fn check_list_values<'a>(
     path: &Path,
     mut values: impl Iterator<Item = (Dot, &'a Elem)>,
 ) -> Result<(), DecodeError> {
@@ -81,7 +71,7 @@ fn check_list_values<'a>(
 }
 
 /// Checks that every counter of `v` is at most [`MAX_COUNTER`].
-fn check_counters(v: &VersionVector) -> Result<(), DecodeError> {
+pub(super) fn check_counters(v: &VersionVector) -> Result<(), DecodeError> {
     if v.iter().any(|(_, n)| n > MAX_COUNTER) {
         return Err(DecodeError::Invalid("version counter above the maximum"));
     }
@@ -207,71 +197,9 @@ impl UpdateBody {
     }
 }
 
-impl SnapshotBody {
-    pub(crate) fn validate(&self) -> Result<(), DecodeError> {
-        check_counters(&self.version)?;
-        if self.values.windows(2).any(|w| w[0].0 >= w[1].0) {
-            return Err(DecodeError::Invalid(
-                "snapshot values not strictly ascending",
-            ));
-        }
-        for (path, value) in &self.values {
-            path.validate()?;
-            if !kind_fits(path, value.kind()) {
-                return Err(DecodeError::Invalid(
-                    "snapshot value does not fit its path's kind",
-                ));
-            }
-            if let Value::List(list) = value {
-                check_list_values(path, list.values_by_id())?;
-            }
-        }
-        if self.touches.windows(2).any(|w| w[0].0 >= w[1].0) {
-            return Err(DecodeError::Invalid(
-                "snapshot touches not strictly ascending",
-            ));
-        }
-        for (path, touches) in &self.touches {
-            path.validate()?;
-            touches.validate(&self.version)?;
-        }
-        for u in &self.pending {
-            u.validate()?;
-        }
-        Ok(())
-    }
-}
-
 impl Encode for UpdateBody {
     const KIND: u8 = kind::DOC_UPDATE;
     const NAME: &'static str = "Update";
-}
-
-impl Encode for SnapshotBody {
-    const KIND: u8 = kind::DOC_SNAPSHOT;
-    const NAME: &'static str = "Snapshot";
-}
-
-/// A whole document, borrowed: serializes exactly as the [`SnapshotBody`]
-/// of the same content (a map serializes as the sequence of its pairs), so
-/// [`Doc::save`](super::Doc::save) writes a snapshot without first cloning
-/// every value into one (a second copy of the document at its peak).
-#[derive(Serialize)]
-pub(crate) struct SnapshotView<'a> {
-    pub(crate) version: &'a VersionVector,
-    pub(crate) values: &'a BTreeMap<Path, Value>,
-    pub(crate) touches: &'a BTreeMap<Path, Touches>,
-    pub(crate) pending: PendingBodies<'a>,
-}
-
-/// The waiting updates' bodies, serialized as the sequence a
-/// [`SnapshotBody`] holds.
-pub(crate) struct PendingBodies<'a>(pub(crate) &'a Pending);
-
-impl Serialize for PendingBodies<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.bodies())
-    }
 }
 
 /// A document update that has been decoded and checked once, carrying its

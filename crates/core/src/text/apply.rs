@@ -7,10 +7,11 @@
 //! op's replica advances, so buffering costs `O(log n)` per run, never a
 //! rescan of everything buffered.
 
-use super::delta::{Content, OpRef, Run, RunOp, RunRef};
+use super::delta::{Content, Run, RunOp};
 use super::events::EventLog;
 use super::ids::{self, EntryKind, Lookup};
 use super::span::{Span, NONE};
+use super::wire::{OpRef, RunRef};
 use super::{integrate, Text, TextDelta};
 use crate::Dot;
 

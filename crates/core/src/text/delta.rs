@@ -15,7 +15,7 @@
 //! in range, counters start at 1, runs are non-empty, no id range overflows
 //! `u64` and no run exceeds `u32::MAX` characters.
 
-use super::wire;
+use super::wire::{self, OpRef, RunRef};
 use crate::codec::{kind, Encode};
 use crate::Dot;
 use serde::{Deserialize, Serialize};
@@ -73,29 +73,6 @@ pub(super) enum Content {
     /// tombstones. Only sent where every receiver with a consistent version
     /// also receives (or has) an op deleting them; see `docs/protocol.md`.
     Deleted(u64),
-}
-
-/// A borrowed [`Run`] (what the wire codec reads and writes).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct RunRef<'a> {
-    pub(super) id: Dot,
-    /// Number of ops.
-    pub(super) len: u64,
-    pub(super) op: OpRef<'a>,
-}
-
-/// A borrowed [`RunOp`]; `text` is `None` for [`Content::Deleted`].
-#[derive(Clone, Copy, Debug)]
-pub(super) enum OpRef<'a> {
-    Insert {
-        origin_left: Option<Dot>,
-        origin_right: Option<Dot>,
-        text: Option<&'a str>,
-    },
-    Delete {
-        target: Dot,
-        reversed: bool,
-    },
 }
 
 impl Run {

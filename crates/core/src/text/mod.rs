@@ -480,10 +480,10 @@ impl Text {
                                 .map_or(text.len() - byte, |(b, _)| b)
                         };
                         let piece = (bytes > 0 && !s.deleted).then(|| &text[byte..end]);
-                        enc.push(delta::RunRef {
+                        enc.push(wire::RunRef {
                             id: Dot::new(replica, e.seq + u64::from(at)),
                             len: u64::from(n),
-                            op: delta::OpRef::Insert {
+                            op: wire::OpRef::Insert {
                                 origin_left,
                                 origin_right,
                                 text: piece,

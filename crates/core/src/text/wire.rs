@@ -15,11 +15,35 @@
 //! `u32::MAX` ops, no id range overflows `u64`, every column and the content
 //! are consumed exactly, decompressed sizes match what the blob declares.
 
-use super::delta::{OpRef, RunRef};
 use crate::{DecodeError, Dot, ReplicaId};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+
+/// A borrowed run of a text delta (`delta::Run`): what the codec reads and
+/// writes.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct RunRef<'a> {
+    pub(super) id: Dot,
+    /// Number of ops.
+    pub(super) len: u64,
+    pub(super) op: OpRef<'a>,
+}
+
+/// A borrowed run op (`delta::RunOp`); `text` is `None` for a run of
+/// deleted content (`delta::Content::Deleted`).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum OpRef<'a> {
+    Insert {
+        origin_left: Option<Dot>,
+        origin_right: Option<Dot>,
+        text: Option<&'a str>,
+    },
+    Delete {
+        target: Dot,
+        reversed: bool,
+    },
+}
 
 /// Run kinds (head bits 0-1).
 const KIND_TEXT: u8 = 0;
