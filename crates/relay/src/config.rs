@@ -178,7 +178,7 @@ pub struct RelayConfig {
     pub metrics_token: Option<String>,
     /// Cluster mode: documents in a shared Postgres store, updates between
     /// nodes over a Redis bus (`docs/scale-out.md`). Overrides `data`.
-    pub cluster: Option<crate::cluster::ClusterConfig>,
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl RelayConfig {
@@ -206,5 +206,42 @@ impl Default for RelayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             ..RelayConfig::insecure_local()
         }
+    }
+}
+
+/// Cluster settings ([`RelayConfig::cluster`](crate::RelayConfig::cluster)).
+///
+/// ```
+/// use weft_relay::ClusterConfig;
+/// let c = ClusterConfig::new("postgres://weft@db/weft", Some("redis://bus:6379".into()));
+/// assert_eq!(c.poll, std::time::Duration::from_secs(2));
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ClusterConfig {
+    /// The shared store: a PostgreSQL URL.
+    pub store_url: String,
+    /// The bus: a Redis URL (`None`: no bus; nodes see each other's
+    /// updates only through the store poll).
+    pub bus_url: Option<String>,
+    /// How often a document with subscribers checks the store for updates
+    /// it has not seen (a lost bus message is delivered within about this).
+    pub poll: Duration,
+}
+
+impl ClusterConfig {
+    /// Cluster mode on `store_url` with bus `bus_url`, polling every 2 s.
+    pub fn new(store_url: impl Into<String>, bus_url: Option<String>) -> ClusterConfig {
+        ClusterConfig {
+            store_url: store_url.into(),
+            bus_url,
+            poll: Duration::from_secs(2),
+        }
+    }
+
+    /// Replaces the store poll period.
+    pub fn with_poll(mut self, poll: Duration) -> ClusterConfig {
+        self.poll = poll;
+        self
     }
 }

@@ -51,7 +51,8 @@ use weft_protocol::{DocId, ErrorCode, ErrorScope, Frame, Handshake, PeerId, Pres
 
 use crate::admission::{Admitted, TokenBucket};
 use crate::auth::Grant;
-use crate::document::{update_limits, DocCmd, UpdateCmd};
+use crate::doc_cmd::{update_limits, DocCmd, UpdateCmd};
+use crate::doc_kind;
 use crate::metrics;
 use crate::outbound::{self, Outbound, OutboundRx};
 use crate::state::Shared;
@@ -519,7 +520,12 @@ impl Conn {
                 self.docs.insert(doc);
             }
             Ok(Err(code)) => {
-                let why = crate::yjs::unavailable_reason(&self.state, &doc).await;
+                let why = doc_kind::unavailable_reason(
+                    self.state.store.clone(),
+                    self.state.yjs.loaded(),
+                    &doc,
+                )
+                .await;
                 self.refuse(code, &doc, None, &why)
             }
             Err(_) => self.refuse(
@@ -611,7 +617,7 @@ impl Conn {
     /// Sends a command to `doc`'s task; `None` (after telling the client)
     /// when the relay is shutting down.
     async fn send(&self, doc: &DocId, cmd: DocCmd) -> Option<()> {
-        let sent = self.state.hub.send(&self.state, doc, cmd).await;
+        let sent = self.state.hub.send(doc, cmd).await;
         if sent.is_none() {
             self.refuse(
                 ErrorCode::DocUnavailable,

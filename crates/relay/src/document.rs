@@ -34,16 +34,20 @@ use axum::body::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 use weft_core::doc::Limits;
-use weft_core::{Doc, ReplicaId, Update, VersionVector};
+use weft_core::{Doc, ReplicaId, VersionVector};
+use weft_persist::Store;
 use weft_protocol::sync::{Catch, ReaderFlow};
 use weft_protocol::{DocId, ErrorCode, Frame, PeerId, PresenceState};
 
+use crate::cluster::Cluster;
 use crate::config::ServerLimits;
-use crate::hub::DocUse;
-use crate::metrics;
+use crate::doc_cmd::{DocCmd, UpdateCmd};
+use crate::doc_kind;
+use crate::heavy::Heavy;
+use crate::metrics::{self, Meters};
 use crate::outbound::Outbound;
 use crate::owners::Owners;
-use crate::state::Shared;
+use crate::registry::{Loaded, Slot};
 
 mod cluster;
 mod updates;
@@ -55,16 +59,6 @@ use updates::{InFlight, Waiting};
 /// Batches whose commit may be outstanding at once per document; past it
 /// the task waits for the oldest before taking more updates.
 const MAX_IN_FLIGHT: usize = 32;
-
-/// The limits a client's update is decoded and checked under.
-pub(crate) fn update_limits(limits: &ServerLimits) -> Limits {
-    Limits {
-        max_input_bytes: limits.wire.max_update_bytes as usize,
-        max_decoded_bytes: limits.max_update_decoded_bytes,
-        max_update_authors: limits.max_update_authors,
-        ..Limits::default()
-    }
-}
 
 /// The limits of the relay's own copy of a document (its snapshot may be as
 /// large as the document may grow).
@@ -80,57 +74,6 @@ fn doc_limits(limits: &ServerLimits) -> Limits {
 /// How often a document with slow readers checks whether they drained.
 const CATCH_UP_TICK: Duration = Duration::from_millis(100);
 
-/// Work for a document task.
-#[derive(Debug)]
-pub(crate) enum DocCmd {
-    /// Subscribe `peer` (or re-sync it): answer `Synced` and presence.
-    Subscribe {
-        peer: PeerId,
-        version: VersionVector,
-        out: Outbound,
-        reply: oneshot::Sender<Result<(), ErrorCode>>,
-    },
-    /// Store, acknowledge and fan out an update.
-    Update(UpdateCmd),
-    /// Set or clear `peer`'s presence.
-    Presence {
-        peer: PeerId,
-        state: Option<PresenceState>,
-    },
-    /// `peer` unsubscribed or disconnected.
-    Leave { peer: PeerId },
-    /// The current snapshot (`Doc::save`), for backups.
-    Snapshot {
-        reply: oneshot::Sender<Result<Vec<u8>, ErrorCode>>,
-    },
-    /// The hub needs room: unload now if nobody is subscribed.
-    Unload,
-    /// Cluster: an update another node stored as `seq` (from the bus).
-    Remote { seq: u64, update: Vec<u8> },
-    /// Cluster: a presence frame of a client of another node.
-    RemotePresence { node: Arc<str>, frame: Vec<u8> },
-    /// Cluster: node `node` went silent; drop its clients' presence.
-    NodeGone { node: Arc<str> },
-    /// Cluster: bus entries may have been missed; catch up from the store.
-    CatchUp,
-}
-
-/// One client update.
-#[derive(Debug)]
-pub(crate) struct UpdateCmd {
-    pub(crate) peer: PeerId,
-    /// The token subject of the sending connection (who may author which
-    /// replica: see `owners.rs`).
-    pub(crate) subject: Arc<str>,
-    pub(crate) seq: u64,
-    /// The update, decoded and checked once by the connection; or why the
-    /// connection refused it (read-only, rate limit, bad bytes), answered
-    /// here so replies keep their order.
-    pub(crate) update: Result<Update, (ErrorCode, String)>,
-    pub(crate) out: Outbound,
-    pub(crate) received: Instant,
-}
-
 struct Subscriber {
     out: Outbound,
     presence: Option<PresenceState>,
@@ -139,8 +82,22 @@ struct Subscriber {
     flow: ReaderFlow,
 }
 
+/// What a document task needs of the relay, and nothing more.
+#[derive(Clone, Debug)]
+pub(crate) struct DocEnv {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) limits: Arc<ServerLimits>,
+    pub(crate) meters: Meters,
+    /// The gate for work too heavy for an async worker.
+    pub(crate) heavy: Heavy,
+    /// Cluster mode (`None`: a single node).
+    pub(crate) cluster: Option<Arc<Cluster>>,
+    /// The loaded Yjs rooms: an id one of them holds is not a weft document.
+    pub(crate) yjs: Arc<dyn Loaded>,
+}
+
 struct DocTask {
-    state: Shared,
+    env: DocEnv,
     id: DocId,
     doc: Doc,
     owners: Owners,
@@ -148,8 +105,8 @@ struct DocTask {
     lagging: usize,
     /// Per sender, updates not yet applicable (unacknowledged).
     waiting: HashMap<PeerId, Waiting>,
-    /// Subscribers and last use, shared with the hub for eviction.
-    used: Arc<DocUse>,
+    /// Its place in the hub: subscribers and last use, for eviction.
+    slot: Slot<DocCmd>,
     /// Cluster mode only: seqs integrated, remote presence.
     cluster: Option<ClusterDoc>,
     /// A store failure left the in-memory document ahead of the store and
@@ -165,57 +122,60 @@ struct DocTask {
     store_failed: bool,
 }
 
-/// Runs the task of document `id` until its queue closes or it unloads.
+/// Runs the task of the document of `slot` until its queue closes or it
+/// unloads; returns the commands that raced in while it unloaded, for a
+/// fresh task.
 pub(crate) async fn run(
-    state: Shared,
-    id: DocId,
-    generation: u64,
-    used: Arc<DocUse>,
+    env: DocEnv,
+    slot: Slot<DocCmd>,
     mut rx: mpsc::Receiver<DocCmd>,
-) {
-    state.meters.docs_loaded.increment(1.0);
-    match load(&state, &id).await {
+) -> Vec<DocCmd> {
+    env.meters.docs_loaded.increment(1.0);
+    let id = slot.doc().clone();
+    let mut leftover = Vec::new();
+    match load(&env, &id).await {
         Ok((doc, owners, loaded_seq)) => {
-            let cluster = state.cluster.as_ref().map(|_| ClusterDoc::new(loaded_seq));
+            let cluster = env.cluster.as_ref().map(|_| ClusterDoc::new(loaded_seq));
             let mut task = DocTask {
-                state: state.clone(),
+                env: env.clone(),
                 id: id.clone(),
                 doc,
                 owners,
                 subs: HashMap::new(),
                 lagging: 0,
                 waiting: HashMap::new(),
-                used,
+                slot,
                 cluster,
                 stale: false,
                 inflight: VecDeque::new(),
                 store_failed: false,
             };
-            task.serve(&mut rx, generation).await;
+            leftover = task.serve(&mut rx).await;
         }
         Err(message) => {
             warn!(doc = %id, %message, "cannot load document");
-            state.hub.remove_if(&id, generation);
+            slot.leave();
             rx.close();
             while let Some(cmd) = rx.recv().await {
                 refuse(cmd, ErrorCode::DocUnavailable, &id, &message);
             }
         }
     }
-    state.meters.docs_loaded.decrement(1.0);
+    env.meters.docs_loaded.decrement(1.0);
+    leftover
 }
 
 /// Loads a document and its replica bindings (on the blocking pool), and
 /// the last store seq the document includes.
-async fn load(state: &Shared, id: &DocId) -> Result<(Doc, Owners, u64), String> {
-    let store = state.store.clone();
+async fn load(env: &DocEnv, id: &DocId) -> Result<(Doc, Owners, u64), String> {
+    let store = env.store.clone();
     let key = id.as_str().to_owned();
-    let limits = doc_limits(&state.limits);
-    let yjs = state.yjs.clone();
-    let loaded = state
+    let limits = doc_limits(&env.limits);
+    let yjs = env.yjs.clone();
+    let loaded = env
         .heavy
         .run(move || {
-            crate::yjs::check_weft_open(&*store, &yjs, &key)?;
+            doc_kind::check_weft_open(&*store, &*yjs, &key)?;
             // The relay never authors changes, so its replica id is never
             // used in a dot; a random one keeps it out of everyone's way.
             let replica = ReplicaId::try_random().map_err(|e| e.to_string())?;
@@ -282,8 +242,10 @@ fn send_control(out: &Outbound, frame: Frame) {
 }
 
 impl DocTask {
-    async fn serve(&mut self, rx: &mut mpsc::Receiver<DocCmd>, generation: u64) {
-        let unload_after = self.state.limits.doc_idle_unload;
+    /// Serves until the queue closes (nothing left over) or the document
+    /// unloads (what raced in is returned).
+    async fn serve(&mut self, rx: &mut mpsc::Receiver<DocCmd>) -> Vec<DocCmd> {
+        let unload_after = self.env.limits.doc_idle_unload;
         loop {
             let mut wait = if self.lagging > 0 {
                 CATCH_UP_TICK
@@ -310,35 +272,29 @@ impl DocTask {
                 Ok(Some(cmd)) => cmd,
                 Ok(None) => {
                     self.settle_all().await;
-                    return;
+                    return Vec::new();
                 }
                 Err(_) if self.lagging > 0 => {
                     self.catch_up().await;
                     continue;
                 }
-                Err(_) if self.subs.is_empty() => {
-                    self.unload(rx, generation).await;
-                    return;
-                }
+                Err(_) if self.subs.is_empty() => return self.unload(rx).await,
                 Err(_) => {
                     self.cluster_tick().await;
                     continue;
                 }
             };
-            self.state.meters.doc_queue_depth.record(rx.len() as f64);
-            self.used.touch();
+            self.env.meters.doc_queue_depth.record(rx.len() as f64);
+            self.slot.usage().touch();
             let mut next = Some(cmd);
             while let Some(cmd) = next.take() {
                 match cmd {
-                    DocCmd::Unload if self.subs.is_empty() => {
-                        self.unload(rx, generation).await;
-                        return;
-                    }
+                    DocCmd::Unload if self.subs.is_empty() => return self.unload(rx).await,
                     // Someone subscribed since: stay, and let the hub ask another.
-                    DocCmd::Unload => self.state.hub.eviction_declined(&self.used),
+                    DocCmd::Unload => self.slot.decline_eviction(),
                     DocCmd::Update(first) => {
                         let mut batch = vec![first];
-                        while batch.len() < self.state.limits.doc_batch_updates.max(1) {
+                        while batch.len() < self.env.limits.doc_batch_updates.max(1) {
                             match rx.try_recv() {
                                 Ok(DocCmd::Update(u)) => batch.push(u),
                                 Ok(other) => {
@@ -364,23 +320,17 @@ impl DocTask {
         }
     }
 
-    /// Leaves the hub and hands whatever raced in to a fresh task.
-    async fn unload(&mut self, rx: &mut mpsc::Receiver<DocCmd>, generation: u64) {
+    /// Leaves the hub; returns whatever raced in, for a fresh task.
+    async fn unload(&mut self, rx: &mut mpsc::Receiver<DocCmd>) -> Vec<DocCmd> {
         debug!(doc = %self.id, "unloading idle document");
         self.settle_all().await;
-        self.state.hub.remove_if(&self.id, generation);
+        self.slot.leave();
         rx.close();
+        let mut leftover = Vec::new();
         while let Some(cmd) = rx.recv().await {
-            if self
-                .state
-                .hub
-                .send(&self.state, &self.id, cmd)
-                .await
-                .is_none()
-            {
-                return;
-            }
+            leftover.push(cmd);
         }
+        leftover
     }
 
     async fn handle(&mut self, cmd: DocCmd) {
@@ -421,13 +371,13 @@ impl DocTask {
         R: Send + 'static,
         F: FnOnce(&mut Doc) -> R + Send + 'static,
     {
-        if !self.state.heavy.is_heavy(cost) {
+        if !self.env.heavy.is_heavy(cost) {
             return Some(job(&mut self.doc));
         }
         let placeholder = Doc::new(self.doc.replica());
         let mut doc = std::mem::replace(&mut self.doc, placeholder);
         let done = self
-            .state
+            .env
             .heavy
             .run(move || {
                 let r = job(&mut doc);
@@ -453,7 +403,7 @@ impl DocTask {
     async fn reload(&mut self) {
         self.settle_all().await;
         self.store_failed = false;
-        match load(&self.state, &self.id).await {
+        match load(&self.env, &self.id).await {
             Ok((doc, owners, loaded_seq)) => {
                 self.doc = doc;
                 self.owners = owners;
@@ -525,7 +475,8 @@ impl DocTask {
                 flow: ReaderFlow::default(),
             },
         );
-        self.used
+        self.slot
+            .usage()
             .subscribers
             .store(self.subs.len(), std::sync::atomic::Ordering::Relaxed);
         if let Some(prev) = previous {
@@ -580,7 +531,8 @@ impl DocTask {
         let Some(sub) = self.subs.remove(&peer) else {
             return;
         };
-        self.used
+        self.slot
+            .usage()
             .subscribers
             .store(self.subs.len(), std::sync::atomic::Ordering::Relaxed);
         if sub.flow.is_behind() {
@@ -625,7 +577,7 @@ impl DocTask {
     /// Catches up subscribers whose queue drained; disconnects those behind
     /// for too long.
     async fn catch_up(&mut self) {
-        let grace = self.state.limits.slow_consumer_grace;
+        let grace = self.env.limits.slow_consumer_grace;
         let now = Instant::now();
         let mut gone = Vec::new();
         let present: Vec<(PeerId, PresenceState)> = self
@@ -677,7 +629,7 @@ impl DocTask {
                 }
                 sub.flow.caught_up();
                 self.lagging -= 1;
-                self.state.meters.slow_reader_resyncs.increment(1);
+                self.env.meters.slow_reader_resyncs.increment(1);
             } else if sub.flow.poll(Instant::now(), false, grace) == Catch::Disconnect {
                 sub.out.kill(ErrorCode::SlowConsumer, "fell too far behind");
                 gone.push(peer);

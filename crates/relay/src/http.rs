@@ -12,38 +12,20 @@
 //! every socket is admitted at accept and must be upgraded within
 //! `upgrade_timeout` (plain HTTP requests answered within it).
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::sync::{oneshot, watch};
-use tokio_util::task::TaskTracker;
+use tokio::sync::oneshot;
 use weft_protocol::{DocId, ErrorCode};
 
-use crate::admission::Admission;
 use crate::connection;
-use crate::document::DocCmd;
+use crate::doc_cmd::DocCmd;
 use crate::listener::Peer;
-use crate::state::Shared;
+use crate::state::AppState;
 use crate::ws::{self, WatchLimits};
-
-/// Everything the handlers need.
-#[derive(Clone, Debug)]
-pub(crate) struct AppState {
-    pub(crate) relay: Shared,
-    pub(crate) admission: Arc<Admission>,
-    pub(crate) prometheus: PrometheusHandle,
-    pub(crate) shutdown: watch::Receiver<bool>,
-    /// Every connection task, so shutdown can wait for them.
-    pub(crate) connections: TaskTracker,
-    /// Bearer token `/metrics` requires.
-    pub(crate) metrics_token: Option<Arc<str>>,
-}
 
 /// The public router (`/metrics` only when `with_metrics`).
 pub(crate) fn router(app: AppState, with_metrics: bool) -> Router {
@@ -173,7 +155,7 @@ async fn snapshot(
     let (reply, answer) = oneshot::channel();
     if relay
         .hub
-        .send(relay, &doc, DocCmd::Snapshot { reply })
+        .send(&doc, DocCmd::Snapshot { reply })
         .await
         .is_none()
     {

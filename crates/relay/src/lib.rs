@@ -43,6 +43,8 @@ mod cluster;
 mod config;
 mod connection;
 mod data_lock;
+mod doc_cmd;
+mod doc_kind;
 mod document;
 mod error;
 mod heavy;
@@ -52,6 +54,7 @@ mod listener;
 pub mod metrics;
 mod outbound;
 mod owners;
+mod registry;
 mod state;
 mod weft_http;
 mod ws;
@@ -70,14 +73,15 @@ use weft_persist::{MemoryStore, Options, PostgresStore, SqliteStore, Store};
 
 use crate::listener::{GuardedListener, Peer};
 
-pub use cluster::ClusterConfig;
-pub use config::{AuthConfig, RelayConfig, ServerLimits};
+pub use config::{AuthConfig, ClusterConfig, RelayConfig, ServerLimits};
 pub use error::RelayError;
 
 use crate::admission::Admission;
 use crate::auth::Authenticator;
+use crate::document::DocEnv;
 use crate::hub::Hub;
 use crate::state::RelayState;
+use crate::yjs::room::RoomEnv;
 
 /// File name of the SQLite store inside `--data`.
 pub const STORE_FILE: &str = "weft.sqlite3";
@@ -138,28 +142,55 @@ impl Relay {
             Some(at) => Some(TcpListener::bind(at).await.map_err(listen_error(at))?),
             None => None,
         };
-        let limits = &config.limits;
+        let limits = Arc::new(config.limits.clone());
+        let heavy = heavy::Heavy::new(limits.max_heavy_jobs, limits.heavy_work_bytes);
+        let meters = metrics::Meters::new();
+        let cluster = cluster.map(Arc::new);
+        // Each kind of room is told which ids the other has loaded.
+        let docs = Hub::registry(limits.max_loaded_docs);
+        let rooms = yjs::rooms::Rooms::registry(limits.max_loaded_docs);
+        let hub = Hub::new(
+            docs.clone(),
+            DocEnv {
+                store: store.clone(),
+                limits: limits.clone(),
+                meters: meters.clone(),
+                heavy: heavy.clone(),
+                cluster: cluster.clone(),
+                yjs: Arc::new(rooms.clone()),
+            },
+        );
+        let yjs = Arc::new(yjs::rooms::Rooms::new(
+            rooms,
+            RoomEnv {
+                store: store.clone(),
+                limits: limits.clone(),
+                meters: meters.clone(),
+                heavy: heavy.clone(),
+            },
+            Arc::new(docs.clone()),
+        ));
         let state = Arc::new(RelayState {
             store,
-            hub: Hub::new(),
+            hub,
             limits: limits.clone(),
             auth: Authenticator::new(&config.auth)
                 .with_policy(limits.token_clock_skew, limits.max_token_lifetime),
-            meters: metrics::Meters::new(),
+            meters,
             server_name: config.server_name.clone(),
-            heavy: heavy::Heavy::new(limits.max_heavy_jobs, limits.heavy_work_bytes),
+            heavy,
             cluster,
-            yjs: Arc::new(yjs::Rooms::new()),
+            yjs,
         });
         if let Some(events) = bus_events {
-            tokio::spawn(cluster::dispatch(state.clone(), events, stopped.clone()));
+            tokio::spawn(cluster::dispatch(docs, events, stopped.clone()));
         }
         let connections = TaskTracker::new();
         let admission = Arc::new(Admission::new(
             limits.max_connections_per_ip,
             limits.max_pending_connections,
         ));
-        let app = http::AppState {
+        let app = state::AppState {
             relay: state.clone(),
             admission: admission.clone(),
             prometheus,

@@ -24,9 +24,10 @@ use tokio::sync::oneshot;
 use weft_core::Update;
 use weft_protocol::{DocId, ErrorCode, Frame, PeerId};
 
-use crate::document::{update_limits, DocCmd, UpdateCmd};
-use crate::http::AppState;
+use crate::doc_cmd::{update_limits, DocCmd, UpdateCmd};
+use crate::doc_kind;
 use crate::outbound;
+use crate::state::AppState;
 
 /// Peer ids of HTTP writers count down from the top, far from the ids
 /// connections count up from.
@@ -103,9 +104,9 @@ pub(crate) async fn post_update(
     // One id, one kind: say so clearly (the document task would only
     // answer `DocUnavailable`).
     let store = relay.store.clone();
-    let rooms = relay.yjs.clone();
+    let rooms = relay.yjs.loaded();
     let key = doc.as_str().to_owned();
-    match tokio::task::spawn_blocking(move || crate::yjs::check_weft_open(&*store, &rooms, &key))
+    match tokio::task::spawn_blocking(move || doc_kind::check_weft_open(&*store, &*rooms, &key))
         .await
     {
         Ok(Ok(())) => {}
@@ -130,7 +131,7 @@ pub(crate) async fn post_update(
         out: out.clone(),
         reply,
     };
-    if relay.hub.send(&relay, &doc, subscribe).await.is_none() {
+    if relay.hub.send(&doc, subscribe).await.is_none() {
         return refused(
             StatusCode::SERVICE_UNAVAILABLE,
             Some(ErrorCode::DocUnavailable),
@@ -162,7 +163,7 @@ pub(crate) async fn post_update(
         out,
         received: Instant::now(),
     });
-    let frame = if relay.hub.send(&relay, &doc, cmd).await.is_none() {
+    let frame = if relay.hub.send(&doc, cmd).await.is_none() {
         None
     } else {
         let deadline = tokio::time::Instant::now() + ANSWER_WAIT;

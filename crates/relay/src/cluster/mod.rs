@@ -25,48 +25,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
-use weft_protocol::PeerId;
+use weft_protocol::{DocId, PeerId};
 
-use crate::document::DocCmd;
-use crate::state::Shared;
+use crate::config::ClusterConfig;
+use crate::doc_cmd::DocCmd;
+use crate::registry::Registry;
 use bus::{Bus, BusEvent};
-
-/// Cluster settings ([`RelayConfig::cluster`](crate::RelayConfig::cluster)).
-///
-/// ```
-/// use weft_relay::ClusterConfig;
-/// let c = ClusterConfig::new("postgres://weft@db/weft", Some("redis://bus:6379".into()));
-/// assert_eq!(c.poll, std::time::Duration::from_secs(2));
-/// ```
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct ClusterConfig {
-    /// The shared store: a PostgreSQL URL.
-    pub store_url: String,
-    /// The bus: a Redis URL (`None`: no bus; nodes see each other's
-    /// updates only through the store poll).
-    pub bus_url: Option<String>,
-    /// How often a document with subscribers checks the store for updates
-    /// it has not seen (a lost bus message is delivered within about this).
-    pub poll: Duration,
-}
-
-impl ClusterConfig {
-    /// Cluster mode on `store_url` with bus `bus_url`, polling every 2 s.
-    pub fn new(store_url: impl Into<String>, bus_url: Option<String>) -> ClusterConfig {
-        ClusterConfig {
-            store_url: store_url.into(),
-            bus_url,
-            poll: Duration::from_secs(2),
-        }
-    }
-
-    /// Replaces the store poll period.
-    pub fn with_poll(mut self, poll: Duration) -> ClusterConfig {
-        self.poll = poll;
-        self
-    }
-}
 
 /// What the document tasks of a cluster node share.
 #[derive(Debug)]
@@ -123,7 +87,7 @@ pub(crate) fn remote_peer(node: &str, peer: PeerId) -> PeerId {
 
 /// Hands bus events to the loaded documents; expires silent nodes.
 pub(crate) async fn dispatch(
-    state: Shared,
+    docs: Registry<DocCmd>,
     mut events: mpsc::Receiver<BusEvent>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -142,7 +106,9 @@ pub(crate) async fn dispatch(
                     nodes.remove(&node);
                     tracing::info!(%node, "cluster node went silent: dropping its presence");
                     let node: Arc<str> = Arc::from(node.as_str());
-                    state.hub.broadcast(|| DocCmd::NodeGone { node: node.clone() });
+                    for h in docs.handles() {
+                        let _ = h.try_send(DocCmd::NodeGone { node: node.clone() });
+                    }
                 }
                 continue;
             }
@@ -154,13 +120,12 @@ pub(crate) async fn dispatch(
         tracing::trace!(?event, "bus event");
         match event {
             BusEvent::Update { doc, seq, update } => {
-                state
-                    .hub
-                    .try_send_if_loaded(&doc, DocCmd::Remote { seq, update });
+                deliver(&docs, &doc, DocCmd::Remote { seq, update });
             }
             BusEvent::Presence { doc, node, frame } => {
                 nodes.insert(node.clone(), Instant::now());
-                state.hub.try_send_if_loaded(
+                deliver(
+                    &docs,
                     &doc,
                     DocCmd::RemotePresence {
                         node: Arc::from(node.as_str()),
@@ -171,7 +136,22 @@ pub(crate) async fn dispatch(
             BusEvent::Heartbeat { node } => {
                 nodes.insert(node, Instant::now());
             }
-            BusEvent::Reconnected => state.hub.broadcast(|| DocCmd::CatchUp),
+            BusEvent::Reconnected => {
+                for h in docs.handles() {
+                    let _ = h.try_send(DocCmd::CatchUp);
+                }
+            }
+        }
+    }
+}
+
+/// Queues `cmd` for `doc` only if it is loaded, without waiting: a full
+/// queue drops it (the document notices the missed seq and catches up from
+/// the store).
+fn deliver(docs: &Registry<DocCmd>, doc: &DocId, cmd: DocCmd) {
+    if let Some(h) = docs.handle(doc) {
+        if h.try_send(cmd).is_err() {
+            ::metrics::counter!("weft_relay_bus_deliveries_dropped_total").increment(1);
         }
     }
 }

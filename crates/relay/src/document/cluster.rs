@@ -12,9 +12,10 @@ use weft_core::doc::ApplyStatus;
 use weft_core::{Doc, ReplicaId, Update};
 use weft_protocol::{Frame, PeerId, PresenceState};
 
-use super::{update_limits, DocTask};
+use super::DocTask;
 use crate::cluster::remote_peer;
 use crate::cluster::seqs::SeqTracker;
+use crate::doc_cmd::update_limits;
 
 /// How long a known gap in the seqs may last before the store is asked
 /// (the missing entry is usually just behind on the bus).
@@ -101,7 +102,7 @@ impl DocTask {
     pub(super) fn stored_here(&mut self, seq: u64, update: &Update) {
         if let Some(c) = &mut self.cluster {
             c.seqs.insert(seq);
-            if let Some(bus) = self.state.cluster.as_ref().and_then(|c| c.bus.as_ref()) {
+            if let Some(bus) = self.env.cluster.as_ref().and_then(|c| c.bus.as_ref()) {
                 bus.publish_update(&self.id, seq, update.as_bytes());
             }
         }
@@ -109,7 +110,7 @@ impl DocTask {
 
     /// Publishes a presence frame of one of this node's clients.
     pub(super) fn publish_presence(&self, encoded: &[u8]) {
-        if let Some(bus) = self.state.cluster.as_ref().and_then(|c| c.bus.as_ref()) {
+        if let Some(bus) = self.env.cluster.as_ref().and_then(|c| c.bus.as_ref()) {
             bus.publish_presence(&self.id, encoded.to_vec());
         }
     }
@@ -126,7 +127,7 @@ impl DocTask {
         if seq <= c.seqs.floor() {
             return; // already integrated (from the store, or a duplicate entry)
         }
-        let limits = update_limits(&self.state.limits);
+        let limits = update_limits(&self.env.limits);
         let update = match Update::decode(bytes, &limits) {
             Ok(u) => u,
             Err(e) => {
@@ -198,11 +199,11 @@ impl DocTask {
         // (the heavy gate refused) does not retry at once either.
         c.catch_up.failed(now);
         ::metrics::counter!("weft_relay_cluster_catch_ups_total").increment(1);
-        let store = self.state.store.clone();
+        let store = self.env.store.clone();
         let key = self.id.as_str().to_owned();
         let have = self.doc.version().clone();
         let read = self
-            .state
+            .env
             .heavy
             .run(move || {
                 let stored = store.read(&key).map_err(|e| e.to_string())?;
@@ -265,7 +266,7 @@ impl DocTask {
         let Some(c) = &mut self.cluster else { return };
         c.last_poll = Instant::now();
         let floor = c.seqs.floor();
-        let store = self.state.store.clone();
+        let store = self.env.store.clone();
         let key = self.id.as_str().to_owned();
         let stats = tokio::task::spawn_blocking(move || store.stats(&key)).await;
         match stats {
@@ -279,11 +280,7 @@ impl DocTask {
     /// The cluster timers: a gap older than `GAP_GRACE`, or the poll.
     pub(super) async fn cluster_tick(&mut self) {
         let Some(c) = &self.cluster else { return };
-        let poll = self
-            .state
-            .cluster
-            .as_ref()
-            .map_or(Duration::MAX, |c| c.poll);
+        let poll = self.env.cluster.as_ref().map_or(Duration::MAX, |c| c.poll);
         let gap = c.seqs.gap_since().is_some_and(|t| t.elapsed() >= GAP_GRACE);
         if gap || c.catch_up.wanted {
             // While spaced or backing off, a later tick runs it.
@@ -300,7 +297,7 @@ impl DocTask {
         if self.cluster.is_none() {
             return;
         }
-        let frame = match Frame::decode(frame, &self.state.limits.wire) {
+        let frame = match Frame::decode(frame, &self.env.limits.wire) {
             Ok(f) => f,
             Err(e) => {
                 debug!(doc = %self.id, %node, error = %e, "undecodable presence entry");
@@ -373,7 +370,7 @@ impl DocTask {
         if self.cluster.is_none() {
             return;
         }
-        let store = self.state.store.clone();
+        let store = self.env.store.clone();
         let key = self.id.as_str().to_owned();
         let loaded =
             tokio::task::spawn_blocking(move || crate::owners::Owners::load(&*store, &key)).await;

@@ -112,7 +112,7 @@ impl DocTask {
     /// Keeps `u` until its dependencies arrive, within its sender's
     /// allowance; gives it back if the allowance is used up.
     fn wait(&mut self, u: UpdateCmd, len: usize) -> Result<(), UpdateCmd> {
-        let limits = &self.state.limits;
+        let limits = &self.env.limits;
         let waiting = self.waiting.entry(u.peer).or_default();
         if waiting.cmds.len() >= limits.max_waiting_updates
             || waiting.bytes.saturating_add(len) > limits.max_waiting_bytes
@@ -146,7 +146,7 @@ impl DocTask {
         let mut bindings: Vec<Vec<u8>> = Vec::new();
         let mut unblocked = false;
         for u in batch {
-            self.state.meters.updates_in.increment(1);
+            self.env.meters.updates_in.increment(1);
             let update = match &u.update {
                 Err((code, message)) => {
                     let refused = Outcome::Refused(*code, message.clone());
@@ -155,7 +155,7 @@ impl DocTask {
                 }
                 Ok(update) => update.clone(),
             };
-            self.state
+            self.env
                 .meters
                 .update_bytes_in
                 .increment(update.len() as u64);
@@ -202,7 +202,7 @@ impl DocTask {
         } else {
             let key = Owners::store_key(self.id.as_str());
             let refs: Vec<&[u8]> = bindings.iter().map(Vec::as_slice).collect();
-            let commit = self.state.store.submit_many(&key, &refs);
+            let commit = self.env.store.submit_many(&key, &refs);
             commit
                 .await
                 .into_iter()
@@ -214,7 +214,7 @@ impl DocTask {
         let queued = Instant::now();
         let commit = match bound {
             Ok(()) if to_store.is_empty() => Commit::ready(Vec::new()),
-            Ok(()) => self.state.store.submit_updates(self.id.as_str(), &to_store),
+            Ok(()) => self.env.store.submit_updates(self.id.as_str(), &to_store),
             // Nothing that relies on an unstored binding is stored or shown.
             Err(message) => Commit::ready(
                 to_store
@@ -277,7 +277,7 @@ impl DocTask {
         }
         for (u, outcome) in answers {
             if matches!(outcome, Outcome::Store(_)) {
-                self.state
+                self.env
                     .meters
                     .fanout_lag
                     .record(u.received.elapsed().as_secs_f64());
@@ -295,7 +295,7 @@ impl DocTask {
         results: Vec<Result<Appended, weft_persist::Error>>,
     ) {
         if stored(&batch.answers).next().is_some() {
-            self.state
+            self.env
                 .meters
                 .store_latency
                 .record(batch.queued.elapsed().as_secs_f64());
@@ -319,8 +319,8 @@ impl DocTask {
                 Outcome::Refused(code, message) => self.answer_error(u, code, message),
                 Outcome::Store(update) => match results.next() {
                     Some(Ok(appended)) => {
-                        self.state.meters.updates_stored.increment(1);
-                        self.state
+                        self.env.meters.updates_stored.increment(1);
+                        self.env
                             .meters
                             .ack_lag
                             .record(u.received.elapsed().as_secs_f64());
@@ -403,12 +403,12 @@ impl DocTask {
             .doc
             .decoded_bytes()
             .saturating_add(update.decoded_len() as u64);
-        if grown > self.state.limits.max_doc_bytes {
+        if grown > self.env.limits.max_doc_bytes {
             return Outcome::Refused(
                 ErrorCode::DocTooLarge,
                 format!(
                     "the document would exceed {} bytes",
-                    self.state.limits.max_doc_bytes
+                    self.env.limits.max_doc_bytes
                 ),
             );
         }

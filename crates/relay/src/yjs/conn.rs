@@ -24,13 +24,13 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::debug;
 use weft_protocol::DocId;
 
+use super::metrics as m;
 use super::outbox::{Next, Outbox};
 use super::room::{close, RoomCmd, RoomError};
+use super::rooms::Rooms;
 use super::wire::{self, Incoming};
-use super::{metrics as m, Rooms};
 use crate::admission::{Admitted, TokenBucket};
 use crate::auth::Grant;
-use crate::state::Shared;
 use crate::ws::{Socket, Verdict};
 
 /// The server pings this often.
@@ -55,9 +55,7 @@ mod code {
 }
 
 /// Serves one upgraded connection to room `doc`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve(
-    state: Shared,
     rooms: Arc<Rooms>,
     socket: Socket,
     verdict: Verdict,
@@ -66,7 +64,7 @@ pub(crate) async fn serve(
     doc: DocId,
     grant: Grant,
 ) {
-    let limits = &state.limits;
+    let limits = rooms.limits();
     let out = Arc::new(Outbox::new(
         limits.outbound_queue_bytes,
         limits.outbound_queue_frames,
@@ -80,7 +78,6 @@ pub(crate) async fn serve(
         )
     } else {
         join(
-            &state,
             &rooms,
             &doc,
             conn,
@@ -271,8 +268,7 @@ fn is_empty_update(u: &[u8]) -> bool {
 /// Joins the room, starting it if needed (a room that is unloading is
 /// retried a few times).
 async fn join(
-    state: &Shared,
-    rooms: &Arc<Rooms>,
+    rooms: &Rooms,
     doc: &DocId,
     conn: u64,
     out: &Arc<Outbox>,
@@ -281,7 +277,7 @@ async fn join(
 ) -> (Option<mpsc::Sender<RoomCmd>>, Result<(), RoomError>) {
     let mut last = RoomError::Closing;
     for _ in 0..5 {
-        let room = match rooms.get(state, doc) {
+        let room = match rooms.get(doc) {
             Ok(r) => r,
             Err(e) => return (None, Err(e)),
         };

@@ -23,14 +23,12 @@
 
 mod conn;
 mod editor;
+pub(crate) mod metrics;
 mod outbox;
 pub(crate) mod persist;
-mod room;
+pub(crate) mod room;
+pub(crate) mod rooms;
 pub(crate) mod wire;
-
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
@@ -38,87 +36,16 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use weft_protocol::DocId;
 
 use crate::auth::Grant;
-use crate::http::AppState;
 use crate::listener::Peer;
-use crate::state::Shared;
+use crate::state::{AppState, Shared};
 use crate::ws::{self, WatchLimits};
 
 use room::RoomCmd;
 pub(crate) use room::RoomError;
-
-/// Commands queued to one room.
-const ROOM_QUEUE: usize = 256;
-
-/// The loaded Yjs rooms.
-#[derive(Debug, Default)]
-pub(crate) struct Rooms {
-    rooms: Mutex<HashMap<DocId, (u64, mpsc::Sender<RoomCmd>)>>,
-    next_generation: AtomicU64,
-    next_conn: AtomicU64,
-}
-
-impl Rooms {
-    pub(crate) fn new() -> Rooms {
-        metrics::describe();
-        Rooms::default()
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<DocId, (u64, mpsc::Sender<RoomCmd>)>> {
-        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn next_conn(&self) -> u64 {
-        self.next_conn.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Whether a Yjs room for `doc` is loaded (it claims the id even before
-    /// anything is stored).
-    pub(crate) fn contains(&self, doc: &str) -> bool {
-        DocId::new(doc).is_ok_and(|d| self.lock().get(&d).is_some_and(|(_, h)| !h.is_closed()))
-    }
-
-    /// The room of `doc`, started if needed.
-    fn get(
-        self: &Arc<Self>,
-        state: &Shared,
-        doc: &DocId,
-    ) -> Result<mpsc::Sender<RoomCmd>, RoomError> {
-        let mut rooms = self.lock();
-        if let Some((_, h)) = rooms.get(doc) {
-            if !h.is_closed() {
-                return Ok(h.clone());
-            }
-        }
-        if state.hub.contains(doc) {
-            return Err(RoomError::WeftDocument);
-        }
-        if rooms.len() >= state.limits.max_loaded_docs {
-            return Err(RoomError::Unavailable("too many Yjs rooms loaded".into()));
-        }
-        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
-        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-        rooms.insert(doc.clone(), (generation, tx.clone()));
-        tokio::spawn(room::run(
-            state.clone(),
-            self.clone(),
-            doc.clone(),
-            generation,
-            rx,
-        ));
-        Ok(tx)
-    }
-
-    fn remove_if(&self, doc: &DocId, generation: u64) {
-        let mut rooms = self.lock();
-        if rooms.get(doc).is_some_and(|(g, _)| *g == generation) {
-            rooms.remove(doc);
-        }
-    }
-}
 
 /// The Yjs routes (merged into the public router).
 pub(crate) fn routes(max_update: usize) -> Router<AppState> {
@@ -212,11 +139,7 @@ async fn upgrade(
         on_upgrade,
         watch_limits,
         config,
-        move |socket, verdict| {
-            conn::serve(
-                relay, rooms, socket, verdict, admitted, shutdown, doc, grant,
-            )
-        },
+        move |socket, verdict| conn::serve(rooms, socket, verdict, admitted, shutdown, doc, grant),
     );
     response
 }
@@ -248,7 +171,7 @@ async fn ask<T>(
 ) -> Result<T, RoomError> {
     let mut last = RoomError::Closing;
     for _ in 0..5 {
-        let room = relay.yjs.get(relay, doc)?;
+        let room = relay.yjs.get(doc)?;
         let (reply, answer) = oneshot::channel();
         if room.send(make(reply)).await.is_err() {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -325,141 +248,5 @@ async fn post_update(
     match result {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => room_error(e),
-    }
-}
-
-/// Whether a weft document may open under `doc` (blocking: call off the
-/// async workers): `Err` with the reason if `doc` is a Yjs document.
-pub(crate) fn check_weft_open(
-    store: &dyn weft_persist::Store,
-    rooms: &Rooms,
-    doc: &str,
-) -> Result<(), String> {
-    if rooms.contains(doc) || persist::exists(store, doc)? {
-        return Err(format!(
-            "{doc} is a Yjs document; open it with a Yjs provider at /yjs/{doc}"
-        ));
-    }
-    Ok(())
-}
-
-/// Why a weft document is unavailable: "… is a Yjs document …" when that
-/// is why, else the generic reason.
-pub(crate) async fn unavailable_reason(state: &Shared, doc: &DocId) -> String {
-    let store = state.store.clone();
-    let rooms = state.yjs.clone();
-    let key = doc.as_str().to_owned();
-    match tokio::task::spawn_blocking(move || check_weft_open(&*store, &rooms, &key)).await {
-        Ok(Err(reason)) => reason,
-        _ => "document unavailable".into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use weft_persist::{MemoryStore, Store};
-
-    #[test]
-    fn a_yjs_id_refuses_weft_and_a_weft_id_is_seen() {
-        let store = MemoryStore::new();
-        let rooms = Rooms::default();
-        assert!(check_weft_open(&store, &rooms, "d").is_ok());
-        let mut room = persist::RoomStore::load(&store, "d").unwrap().store;
-        let stored = room.submit(&store, &[&[0, 0]]).unwrap().wait();
-        assert!(stored.iter().all(Result::is_ok));
-        let refused = check_weft_open(&store, &rooms, "d").unwrap_err();
-        assert!(refused.contains("is a Yjs document"), "{refused}");
-        // A weft document under "w": the Yjs side sees it.
-        let mut doc = weft_core::Doc::new(weft_core::ReplicaId::new(1));
-        let u = doc.transact(|tx| tx.counter("n")?.increment(1)).unwrap();
-        store.append("w", &u).unwrap();
-        assert!(persist::weft_exists(&store, "w").unwrap());
-        assert!(check_weft_open(&store, &rooms, "w").is_ok());
-    }
-}
-
-/// Prometheus metrics of Yjs rooms.
-pub(crate) mod metrics {
-    use metrics::{counter, describe_counter, describe_gauge, gauge, Counter, Gauge};
-
-    /// Yjs rooms loaded (gauge).
-    pub(crate) const ROOMS: &str = "weft_relay_yjs_rooms_loaded";
-    /// Open Yjs connections (gauge).
-    pub(crate) const CONNECTIONS: &str = "weft_relay_yjs_connections";
-    /// Yjs updates received (counter).
-    pub(crate) const UPDATES_IN: &str = "weft_relay_yjs_updates_in_total";
-    /// Bytes of Yjs updates received (counter).
-    pub(crate) const UPDATE_BYTES_IN: &str = "weft_relay_yjs_update_bytes_in_total";
-    /// Yjs changes stored durably (counter).
-    pub(crate) const UPDATES_STORED: &str = "weft_relay_yjs_updates_stored_total";
-    /// Messages refused, by `reason` (counter).
-    pub(crate) const REFUSED: &str = "weft_relay_yjs_refused_total";
-    /// Readers that fell behind (counter).
-    pub(crate) const LAGGING: &str = "weft_relay_yjs_lagging_total";
-    /// Lagging readers resynced with the whole state (counter).
-    pub(crate) const RESYNCS: &str = "weft_relay_yjs_resyncs_total";
-    /// Awareness messages received (counter).
-    pub(crate) const AWARENESS_IN: &str = "weft_relay_yjs_awareness_in_total";
-    /// Awareness states sent late because a connection was over its rate (counter).
-    pub(crate) const AWARENESS_COALESCED: &str = "weft_relay_yjs_awareness_coalesced_total";
-    /// Logs folded into one snapshot (counter).
-    pub(crate) const COMPACTIONS: &str = "weft_relay_yjs_compactions_total";
-    /// Bytes written to Yjs clients (counter).
-    pub(crate) const BYTES_OUT: &str = "weft_relay_yjs_bytes_out_total";
-
-    pub(crate) fn describe() {
-        describe_gauge!(ROOMS, "Yjs rooms loaded");
-        describe_gauge!(CONNECTIONS, "Open Yjs connections");
-        describe_counter!(UPDATES_IN, "Yjs updates received");
-        describe_counter!(UPDATE_BYTES_IN, "Bytes of Yjs updates received");
-        describe_counter!(UPDATES_STORED, "Yjs changes stored durably");
-        describe_counter!(REFUSED, "Yjs messages refused, by reason");
-        describe_counter!(LAGGING, "Yjs readers that fell behind");
-        describe_counter!(RESYNCS, "Lagging Yjs readers resynced with the whole state");
-        describe_counter!(AWARENESS_IN, "Awareness messages received");
-        describe_counter!(
-            AWARENESS_COALESCED,
-            "Awareness states sent late (over rate)"
-        );
-        describe_counter!(COMPACTIONS, "Yjs logs folded into one snapshot");
-        describe_counter!(BYTES_OUT, "Bytes written to Yjs clients");
-    }
-
-    pub(crate) fn rooms_loaded() -> Gauge {
-        gauge!(ROOMS)
-    }
-    pub(crate) fn connections() -> Gauge {
-        gauge!(CONNECTIONS)
-    }
-    pub(crate) fn updates_in() -> Counter {
-        counter!(UPDATES_IN)
-    }
-    pub(crate) fn update_bytes_in() -> Counter {
-        counter!(UPDATE_BYTES_IN)
-    }
-    pub(crate) fn updates_stored() -> Counter {
-        counter!(UPDATES_STORED)
-    }
-    pub(crate) fn refused(reason: &'static str) -> Counter {
-        counter!(REFUSED, "reason" => reason)
-    }
-    pub(crate) fn lagging() -> Counter {
-        counter!(LAGGING)
-    }
-    pub(crate) fn resyncs() -> Counter {
-        counter!(RESYNCS)
-    }
-    pub(crate) fn awareness_in() -> Counter {
-        counter!(AWARENESS_IN)
-    }
-    pub(crate) fn awareness_coalesced() -> Counter {
-        counter!(AWARENESS_COALESCED)
-    }
-    pub(crate) fn compactions() -> Counter {
-        counter!(COMPACTIONS)
-    }
-    pub(crate) fn bytes_out() -> Counter {
-        counter!(BYTES_OUT)
     }
 }

@@ -20,12 +20,15 @@ use weft_protocol::DocId;
 use yrs::updates::decoder::Decode;
 use yrs::{ReadTxn, StateVector, Transact};
 
+use super::metrics as m;
 use super::outbox::Outbox;
 use super::persist::{self, RoomStore};
 use super::wire::{self, AwarenessEntry, UpdateShape, SYNC_STEP1, SYNC_STEP2, SYNC_UPDATE};
-use super::{metrics as m, Rooms};
 use crate::admission::TokenBucket;
-use crate::state::Shared;
+use crate::config::ServerLimits;
+use crate::heavy::Heavy;
+use crate::metrics::Meters;
+use crate::registry::Slot;
 
 /// An awareness state not renewed for this long is removed (y-protocols'
 /// `outdatedTimeout`; clients renew every 15 s).
@@ -115,8 +118,18 @@ struct Aware {
     conn: u64,
 }
 
+/// What a room task needs of the relay, and nothing more.
+#[derive(Clone, Debug)]
+pub(crate) struct RoomEnv {
+    pub(crate) store: Arc<dyn weft_persist::Store>,
+    pub(crate) limits: Arc<ServerLimits>,
+    pub(crate) meters: Meters,
+    /// The gate for work too heavy for an async worker.
+    pub(crate) heavy: Heavy,
+}
+
 struct Room {
-    state: Shared,
+    env: RoomEnv,
     id: DocId,
     doc: yrs::Doc,
     store: Option<RoomStore>,
@@ -129,19 +142,14 @@ struct Room {
     idle_since: Instant,
 }
 
-/// Runs room `id` until it unloads or fails.
-pub(crate) async fn run(
-    state: Shared,
-    rooms: Arc<Rooms>,
-    id: DocId,
-    generation: u64,
-    mut rx: mpsc::Receiver<RoomCmd>,
-) {
+/// Runs the room of `slot` until it unloads or fails.
+pub(crate) async fn run(env: RoomEnv, slot: Slot<RoomCmd>, mut rx: mpsc::Receiver<RoomCmd>) {
     m::rooms_loaded().increment(1.0);
-    match load(&state, &id).await {
+    let id = slot.doc().clone();
+    match load(&env, &id).await {
         Ok((doc, store, cost)) => {
             let mut room = Room {
-                state: state.clone(),
+                env: env.clone(),
                 id: id.clone(),
                 doc,
                 store: Some(store),
@@ -159,12 +167,12 @@ pub(crate) async fn run(
                     None => member.out.close(1001, "room closed"),
                 }
             }
-            rooms.remove_if(&id, generation);
+            slot.leave();
             drain(&mut rx, RoomError::Closing);
         }
         Err(e) => {
             debug!(doc = %id, error = ?e, "Yjs room not loaded");
-            rooms.remove_if(&id, generation);
+            slot.leave();
             drain(&mut rx, e);
         }
     }
@@ -194,10 +202,10 @@ fn drain(rx: &mut mpsc::Receiver<RoomCmd>, e: RoomError) {
 }
 
 /// Loads the room's document from the store (blocking pool).
-async fn load(state: &Shared, id: &DocId) -> Result<(yrs::Doc, RoomStore, u64), RoomError> {
-    let store = state.store.clone();
+async fn load(env: &RoomEnv, id: &DocId) -> Result<(yrs::Doc, RoomStore, u64), RoomError> {
+    let store = env.store.clone();
     let key = id.as_str().to_owned();
-    let max = state.limits.max_doc_bytes;
+    let max = env.limits.max_doc_bytes;
     let loaded = tokio::task::spawn_blocking(move || {
         if persist::weft_exists(&*store, &key).map_err(RoomError::Unavailable)? {
             return Err(RoomError::WeftDocument);
@@ -283,7 +291,7 @@ struct Incoming {
 impl Room {
     /// Serves until idle (`None`) or failed (the reason).
     async fn serve(&mut self, rx: &mut mpsc::Receiver<RoomCmd>) -> Option<String> {
-        let batch_max = self.state.limits.doc_batch_updates.max(1);
+        let batch_max = self.env.limits.doc_batch_updates.max(1);
         let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
         let mut held: Option<RoomCmd> = None;
         loop {
@@ -308,7 +316,7 @@ impl Room {
                             self.expire_awareness(now);
                             if self.members.is_empty()
                                 && now.duration_since(self.idle_since)
-                                    >= self.state.limits.doc_idle_unload
+                                    >= self.env.limits.doc_idle_unload
                             {
                                 return None;
                             }
@@ -368,7 +376,7 @@ impl Room {
                 subject,
                 reply,
             } => {
-                let limits = &self.state.limits;
+                let limits = &self.env.limits;
                 // The server's state vector (SyncStep1), then every
                 // awareness state.
                 let sv = self.doc.transact().state_vector();
@@ -428,7 +436,7 @@ impl Room {
                     Some(wire::sync_message(SYNC_STEP2, &diff))
                 };
                 let msg = if self.heavy() {
-                    self.state.heavy.run(job).await.flatten()
+                    self.env.heavy.run(job).await.flatten()
                 } else {
                     job()
                 };
@@ -452,7 +460,7 @@ impl Room {
                 let doc = self.doc.clone();
                 let job = move || wire::sync_message(SYNC_STEP2, &full_state(&doc));
                 let state = if self.heavy() {
-                    self.state.heavy.run(job).await
+                    self.env.heavy.run(job).await
                 } else {
                     Some(job())
                 };
@@ -470,7 +478,7 @@ impl Room {
                 let doc = self.doc.clone();
                 let job = move || full_state(&doc);
                 let state = if self.heavy() {
-                    self.state.heavy.run(job).await
+                    self.env.heavy.run(job).await
                 } else {
                     Some(job())
                 };
@@ -485,7 +493,7 @@ impl Room {
 
     /// Whether whole-document work should leave the async workers.
     fn heavy(&self) -> bool {
-        self.state
+        self.env
             .heavy
             .is_heavy(usize::try_from(self.cost).unwrap_or(usize::MAX))
     }
@@ -500,7 +508,7 @@ impl Room {
     /// Applies, stores, then fans out a batch of updates. `Err`: the store
     /// failed, the room must go (what was applied is not durable).
     async fn updates(&mut self, batch: Vec<Incoming>) -> Result<(), String> {
-        let max = self.state.limits.max_doc_bytes;
+        let max = self.env.limits.max_doc_bytes;
         let mut accepted = Vec::with_capacity(batch.len());
         for inc in batch {
             m::updates_in().increment(1);
@@ -538,8 +546,8 @@ impl Room {
                 .map(|b| catch_unwind(AssertUnwindSafe(|| apply(&doc, b))).ok())
                 .collect::<Vec<_>>()
         };
-        let results = if self.state.heavy.is_heavy(total) {
-            self.state
+        let results = if self.env.heavy.is_heavy(total) {
+            self.env
                 .heavy
                 .run(job)
                 .await
@@ -589,10 +597,10 @@ impl Room {
             // `heavy_work_bytes`); either way the commit is awaited from
             // this task, with no thread parked on the fsync.
             let total: usize = changes.iter().map(|(_, c)| c.len()).sum();
-            let (rs, queued) = if self.state.heavy.is_heavy(total) {
-                let store = self.state.store.clone();
+            let (rs, queued) = if self.env.heavy.is_heavy(total) {
+                let store = self.env.store.clone();
                 let bodies: Vec<Vec<u8>> = changes.iter().map(|(_, c)| c.clone()).collect();
-                self.state
+                self.env
                     .heavy
                     .run(move || {
                         let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
@@ -603,7 +611,7 @@ impl Room {
                     .ok_or_else(|| "store task failed".to_owned())?
             } else {
                 let bodies: Vec<&[u8]> = changes.iter().map(|(_, c)| c.as_slice()).collect();
-                let queued = rs.submit(&*self.state.store, &bodies);
+                let queued = rs.submit(&*self.env.store, &bodies);
                 (rs, queued)
             };
             let stored = match queued {
@@ -622,7 +630,7 @@ impl Room {
                 }
                 return Err("storage failed; reconnect".into());
             }
-            self.state
+            self.env
                 .meters
                 .store_latency
                 .record(started.elapsed().as_secs_f64());
@@ -652,7 +660,7 @@ impl Room {
             return;
         };
         let doc = self.doc.clone();
-        let store = self.state.store.clone();
+        let store = self.env.store.clone();
         let done = tokio::task::spawn_blocking(move || {
             let snapshot = full_state(&doc);
             let shape = wire::check_update(&snapshot).ok();
