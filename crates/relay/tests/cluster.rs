@@ -21,6 +21,8 @@ mod services;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{append, new_doc, TestClient};
@@ -111,6 +113,8 @@ struct Writer {
     written: u64,
     acked: Vec<String>,
     failovers: usize,
+    /// Updates written so far, seen by the test while the writer runs.
+    progress: Arc<AtomicUsize>,
 }
 
 impl Writer {
@@ -127,6 +131,7 @@ impl Writer {
             written: 0,
             acked: Vec::new(),
             failovers: 0,
+            progress: Arc::new(AtomicUsize::new(0)),
         };
         w.connect().await;
         w
@@ -270,6 +275,7 @@ impl Writer {
                 let marker = format!("[{}.{}.{r}.{k}]", self.name, self.written);
                 let u = append(&mut self.doc, &marker);
                 self.written += 1;
+                self.progress.fetch_add(1, Ordering::Relaxed);
                 if !self.send(self.written, marker, u).await {
                     self.pump(Duration::from_millis(1)).await;
                 }
@@ -385,6 +391,7 @@ async fn three_nodes_converge_and_a_killed_node_loses_nothing() {
     for i in 0..6 {
         writers.push(Writer::new(&format!("w{i}"), addrs.clone(), i % 3).await);
     }
+    let progress: Vec<Arc<AtomicUsize>> = writers.iter().map(|w| w.progress.clone()).collect();
     let mut tasks = Vec::new();
     for mut w in writers {
         tasks.push(tokio::spawn(async move {
@@ -392,8 +399,19 @@ async fn three_nodes_converge_and_a_killed_node_loses_nothing() {
             w
         }));
     }
-    // Mid-burst, node 0 dies.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Mid-burst, node 0 dies: once a quarter of the updates are written
+    // (the rest take at least 9 rounds × 15 ms more), however fast the
+    // machine is.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while progress
+        .iter()
+        .map(|p| p.load(Ordering::Relaxed))
+        .sum::<usize>()
+        < 6 * 12 * 8 / 4
+    {
+        assert!(Instant::now() < deadline, "the writers made no progress");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     nodes[0].kill();
     let mut writers = Vec::new();
     for t in tasks {
