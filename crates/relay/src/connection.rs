@@ -116,7 +116,7 @@ pub(crate) async fn serve(
     let writer = tokio::spawn(write_loop(sink, rx, state.clone()));
     if admitted.is_none() {
         out.kill(ErrorCode::ServerBusy, "too many connections");
-        finish(writer, stream).await;
+        Box::pin(finish(writer, stream)).await;
         return;
     }
     state.meters.connections.increment(1.0);
@@ -166,14 +166,14 @@ pub(crate) async fn serve(
                 break;
             }
             () = &mut presence_timer, if presence_due.is_some() => {
-                conn.flush_presence().await;
+                Box::pin(conn.flush_presence()).await;
             }
             msg = stream.next() => {
                 let close = match msg {
                     Some(Ok(Message::Binary(bytes))) => {
                         // Only protocol frames are activity.
                         idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
-                        match conn.frame(&bytes).await {
+                        match Box::pin(conn.frame(&bytes)).await {
                             Next::Continue => {
                                 if !expiry_armed {
                                     if let Some(left) = conn.grant.as_ref().and_then(Grant::expires_in) {
@@ -217,9 +217,9 @@ pub(crate) async fn serve(
         }
     }
     debug!(peer = peer.0, "connection ending");
-    conn.leave_all().await;
+    Box::pin(conn.leave_all()).await;
     drop(conn);
-    finish(writer, stream).await;
+    Box::pin(finish(writer, stream)).await;
     drop(admitted);
 }
 

@@ -6,20 +6,39 @@
 //! than the byte budget is still accepted into an empty queue, so a big
 //! `Synced` can always be delivered.
 
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Kill code meaning "close without an error frame" (the peer has gone).
 const QUIET: u16 = u16::MAX;
 
+/// A drained queue that once grew past this many slots gives its memory
+/// back (an idle connection keeps no burst-sized buffer).
+const KEEP_SLOTS: usize = 16;
+
 use axum::body::Bytes;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use weft_protocol::ErrorCode;
 
 use crate::metrics::Meters;
 
+/// The frames waiting, and their bytes. An empty queue owns no memory:
+/// thousands of idle connections cost only this struct each.
+#[derive(Default)]
+struct Queue {
+    frames: VecDeque<Bytes>,
+    bytes: usize,
+}
+
 struct Shared {
-    queued_bytes: AtomicUsize,
+    queue: Mutex<Queue>,
+    /// Wakes the writer when a frame is queued or the last sender left.
+    ready: Notify,
+    /// Live [`Outbound`] handles; at 0 the writer ends once drained.
+    senders: AtomicUsize,
+    /// The writer still takes frames.
+    open: AtomicBool,
     max_bytes: usize,
     max_frames: usize,
     /// 0: alive; `QUIET`: close without an error frame; otherwise the code
@@ -30,27 +49,46 @@ struct Shared {
     meters: Meters,
 }
 
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Every critical section is a push or a pop that cannot panic
+        // half-way, so a poisoned lock still guards a consistent queue.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// The sending side, cloned into every document the connection subscribes.
-#[derive(Clone)]
 pub(crate) struct Outbound {
-    tx: mpsc::Sender<Bytes>,
     shared: Arc<Shared>,
+}
+
+impl Clone for Outbound {
+    fn clone(&self) -> Self {
+        self.shared.senders.fetch_add(1, Ordering::Relaxed);
+        Outbound {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for Outbound {
+    fn drop(&mut self) {
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.ready.notify_one();
+        }
+    }
 }
 
 impl std::fmt::Debug for Outbound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outbound")
-            .field(
-                "queued_bytes",
-                &self.shared.queued_bytes.load(Ordering::Relaxed),
-            )
+            .field("queued_bytes", &self.shared.lock().bytes)
             .finish()
     }
 }
 
 /// The connection's receiving side.
 pub(crate) struct OutboundRx {
-    rx: mpsc::Receiver<Bytes>,
     shared: Arc<Shared>,
 }
 
@@ -64,9 +102,11 @@ pub(crate) fn channel(
     max_bytes: usize,
     meters: Meters,
 ) -> (Outbound, OutboundRx) {
-    let (tx, rx) = mpsc::channel(max_frames.max(1));
     let shared = Arc::new(Shared {
-        queued_bytes: AtomicUsize::new(0),
+        queue: Mutex::new(Queue::default()),
+        ready: Notify::new(),
+        senders: AtomicUsize::new(1),
+        open: AtomicBool::new(true),
         max_bytes,
         max_frames: max_frames.max(1),
         kill_code: AtomicU16::new(0),
@@ -76,10 +116,9 @@ pub(crate) fn channel(
     });
     (
         Outbound {
-            tx,
             shared: shared.clone(),
         },
-        OutboundRx { rx, shared },
+        OutboundRx { shared },
     )
 }
 
@@ -100,28 +139,27 @@ impl Outbound {
 
     fn push(&self, frame: Bytes, max_bytes: usize) -> Result<(), Full> {
         let len = frame.len();
-        let queued = self.shared.queued_bytes.load(Ordering::Relaxed);
-        if queued > 0 && queued + len > max_bytes {
-            return Err(Full);
-        }
-        self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        match self.tx.try_send(frame) {
-            Ok(()) => {
-                self.shared.meters.queued_frames.increment(1.0);
-                Ok(())
+        {
+            let mut q = self.shared.lock();
+            if !self.shared.open.load(Ordering::Acquire)
+                || q.frames.len() >= self.shared.max_frames
+                || (q.bytes > 0 && q.bytes + len > max_bytes)
+            {
+                return Err(Full);
             }
-            Err(_) => {
-                self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                Err(Full)
-            }
+            q.bytes += len;
+            q.frames.push_back(frame);
         }
+        self.shared.meters.queued_frames.increment(1.0);
+        self.shared.ready.notify_one();
+        Ok(())
     }
 
     /// Whether the queue has drained to half its bounds (a slow reader that
     /// got here may be caught up).
     pub(crate) fn has_room(&self) -> bool {
-        self.shared.queued_bytes.load(Ordering::Relaxed) <= self.shared.max_bytes / 2
-            && self.tx.capacity() >= self.shared.max_frames / 2
+        let q = self.shared.lock();
+        q.bytes <= self.shared.max_bytes / 2 && q.frames.len() <= self.shared.max_frames / 2
     }
 
     /// Asks the connection to send `Error {code}` and close (the first
@@ -151,30 +189,41 @@ impl Outbound {
 
     /// Whether the connection has gone.
     pub(crate) fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        !self.shared.open.load(Ordering::Acquire)
     }
 }
 
 impl OutboundRx {
-    /// The next queued frame, or `None` when every sender is gone.
+    /// The next queued frame, or `None` once every sender is gone and the
+    /// queue is drained.
     pub(crate) async fn recv(&mut self) -> Option<Bytes> {
-        let frame = self.rx.recv().await?;
-        self.taken(&frame);
-        Some(frame)
+        loop {
+            if let Some(frame) = self.try_recv() {
+                return Some(frame);
+            }
+            if self.shared.senders.load(Ordering::Acquire) == 0 {
+                // A frame queued by the last sender before it left.
+                return self.try_recv();
+            }
+            // `notify_one` keeps a permit when nobody waits, so a frame
+            // queued since the check above still wakes this.
+            self.shared.ready.notified().await;
+        }
     }
 
     /// A queued frame if one is ready now.
     pub(crate) fn try_recv(&mut self) -> Option<Bytes> {
-        let frame = self.rx.try_recv().ok()?;
-        self.taken(&frame);
-        Some(frame)
-    }
-
-    fn taken(&self, frame: &Bytes) {
-        self.shared
-            .queued_bytes
-            .fetch_sub(frame.len(), Ordering::Relaxed);
+        let frame = {
+            let mut q = self.shared.lock();
+            let frame = q.frames.pop_front()?;
+            q.bytes -= frame.len();
+            if q.frames.is_empty() && q.frames.capacity() > KEEP_SLOTS {
+                q.frames = VecDeque::new();
+            }
+            frame
+        };
         self.shared.meters.queued_frames.decrement(1.0);
+        Some(frame)
     }
 
     /// What tells the connection that [`Outbound::kill`] was called.
@@ -212,11 +261,90 @@ impl KillSwitch {
 
 impl Drop for OutboundRx {
     fn drop(&mut self) {
-        self.rx.close();
-        let mut left = 0.0;
-        while self.rx.try_recv().is_ok() {
-            left += 1.0;
+        self.shared.open.store(false, Ordering::Release);
+        let left = std::mem::take(&mut *self.shared.lock());
+        self.shared
+            .meters
+            .queued_frames
+            .decrement(left.frames.len() as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(frames: usize, bytes: usize) -> (Outbound, OutboundRx) {
+        channel(frames, bytes, Meters::new())
+    }
+
+    #[tokio::test]
+    async fn bounded_by_frames_and_bytes_and_drained_in_order() {
+        let (out, mut rx) = queue(3, 10);
+        out.try_send(Bytes::from_static(b"aaaa")).unwrap();
+        out.try_send(Bytes::from_static(b"bbbb")).unwrap();
+        assert!(
+            out.try_send(Bytes::from_static(b"cccc")).is_err(),
+            "12 bytes > 10"
+        );
+        out.try_send(Bytes::from_static(b"cc")).unwrap();
+        assert!(
+            out.try_send_reply(Bytes::from_static(b"d")).is_err(),
+            "3 frames"
+        );
+        assert!(!out.has_room());
+        assert_eq!(rx.recv().await.as_deref(), Some(&b"aaaa"[..]));
+        assert_eq!(rx.recv().await.as_deref(), Some(&b"bbbb"[..]));
+        assert!(out.has_room());
+        // Replies get four times the byte budget.
+        out.try_send_reply(Bytes::from_static(b"0123456789abc"))
+            .unwrap();
+        assert_eq!(rx.try_recv().as_deref(), Some(&b"cc"[..]));
+        assert_eq!(rx.try_recv().map(|b| b.len()), Some(13));
+        assert!(rx.try_recv().is_none());
+        // One frame over the budget still fits an empty queue.
+        out.try_send(Bytes::from(vec![7u8; 100])).unwrap();
+        assert_eq!(rx.recv().await.map(|b| b.len()), Some(100));
+    }
+
+    #[tokio::test]
+    async fn the_writer_wakes_for_a_frame_and_ends_when_every_sender_left() {
+        let (out, mut rx) = queue(8, 1 << 20);
+        let other = out.clone();
+        let writer = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(f) = rx.recv().await {
+                got.push(f);
+            }
+            got
+        });
+        tokio::task::yield_now().await;
+        out.try_send(Bytes::from_static(b"1")).unwrap();
+        drop(out);
+        tokio::task::yield_now().await;
+        other.try_send(Bytes::from_static(b"2")).unwrap();
+        drop(other);
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), writer)
+            .await
+            .expect("the writer ended")
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![Bytes::from_static(b"1"), Bytes::from_static(b"2")]
+        );
+    }
+
+    #[test]
+    fn a_gone_writer_refuses_and_a_drained_burst_gives_its_memory_back() {
+        let (out, mut rx) = queue(1000, 1 << 20);
+        for _ in 0..100 {
+            out.try_send(Bytes::from_static(b"x")).unwrap();
         }
-        self.shared.meters.queued_frames.decrement(left);
+        while rx.try_recv().is_some() {}
+        assert_eq!(rx.shared.lock().frames.capacity(), 0);
+        assert!(!out.is_closed());
+        drop(rx);
+        assert!(out.is_closed());
+        assert!(out.try_send(Bytes::from_static(b"x")).is_err());
     }
 }

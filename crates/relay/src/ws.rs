@@ -51,7 +51,7 @@ use crate::config::ServerLimits;
 
 /// Read buffer per connection: small, so idle connections stay cheap
 /// (bigger messages are read in several passes).
-const READ_BUFFER: usize = 4096;
+const READ_BUFFER: usize = 512;
 /// Frames are written when this much is buffered, or at each flush.
 const WRITE_BUFFER: usize = 16 * 1024;
 
