@@ -562,14 +562,14 @@ impl Conn {
             .grant
             .as_ref()
             .map_or_else(|| Arc::from(""), |g| Arc::from(g.subject.as_str()));
-        let cmd = DocCmd::Update(UpdateCmd {
+        let cmd = DocCmd::Update(Box::new(UpdateCmd {
             peer: self.peer,
             subject,
             seq,
             update,
             out: self.out.clone(),
             received: Instant::now(),
-        });
+        }));
         self.send(&doc, cmd).await;
     }
 
@@ -656,7 +656,7 @@ impl Conn {
         if self.presence_order.is_empty() && self.presence.take() {
             let cmd = DocCmd::Presence {
                 peer: self.peer,
-                state,
+                state: state.map(Box::new),
             };
             self.send(&doc, cmd).await;
             return;
@@ -683,7 +683,7 @@ impl Conn {
             if let Some(state) = self.presence_waiting.remove(&doc) {
                 let cmd = DocCmd::Presence {
                     peer: self.peer,
-                    state,
+                    state: state.map(Box::new),
                 };
                 self.send(&doc, cmd).await;
             }

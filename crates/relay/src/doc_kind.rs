@@ -48,7 +48,7 @@ mod tests {
     #[test]
     fn a_yjs_id_refuses_weft_and_a_weft_id_is_seen() {
         let store = MemoryStore::new();
-        let rooms: Registry<()> = Registry::new(4, 4, None);
+        let rooms: Registry<()> = Registry::new(4, 4, None, metrics::Gauge::noop());
         assert!(check_weft_open(&store, &rooms, "d").is_ok());
         let mut room = persist::RoomStore::load(&store, "d").unwrap().store;
         let stored = room.submit(&store, &[&[0, 0]]).unwrap().wait();
@@ -66,7 +66,7 @@ mod tests {
     #[test]
     fn a_loaded_yjs_room_claims_its_id_before_anything_is_stored() {
         let store = MemoryStore::new();
-        let rooms: Registry<()> = Registry::new(4, 4, None);
+        let rooms: Registry<()> = Registry::new(4, 4, None, metrics::Gauge::noop());
         let got = rooms.get(&DocId::new("fresh").unwrap());
         assert!(matches!(got, crate::registry::Got::Start { .. }));
         assert!(check_weft_open(&store, &rooms, "fresh").is_err());

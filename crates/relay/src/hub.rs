@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use metrics::Gauge;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use weft_protocol::DocId;
@@ -43,9 +44,10 @@ impl Hub {
         }
     }
 
-    /// The registry a hub needs: `cap` documents, evicting idle ones.
-    pub(crate) fn registry(cap: usize) -> Registry<DocCmd> {
-        Registry::new(cap, DOC_QUEUE, Some(|| DocCmd::Unload))
+    /// The registry a hub needs: `cap` documents, evicting idle ones;
+    /// `loaded` follows how many are loaded.
+    pub(crate) fn registry(cap: usize, loaded: Gauge) -> Registry<DocCmd> {
+        Registry::new(cap, DOC_QUEUE, Some(|| DocCmd::Unload), loaded)
     }
 
     /// Starts the task of a document just registered; what raced in while

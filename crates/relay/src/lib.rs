@@ -147,7 +147,7 @@ impl Relay {
         let meters = metrics::Meters::new();
         let cluster = cluster.map(Arc::new);
         // Each kind of room is told which ids the other has loaded.
-        let docs = Hub::registry(limits.max_loaded_docs);
+        let docs = Hub::registry(limits.max_loaded_docs, meters.docs_loaded.clone());
         let rooms = yjs::rooms::Rooms::registry(limits.max_loaded_docs);
         let hub = Hub::new(
             docs.clone(),

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use metrics::Gauge;
 use tokio::sync::futures::Notified;
 use tokio::sync::{mpsc, Notify};
 use weft_protocol::DocId;
@@ -75,6 +76,8 @@ struct Inner<C> {
     /// The command asking a task to unload (`None`: never evict; refuse at
     /// the cap).
     unload: Option<fn() -> C>,
+    /// Set to the number loaded at every change (what the cap bounds).
+    gauge: Gauge,
 }
 
 /// Loaded documents by id (cheap to clone: one shared map).
@@ -153,6 +156,7 @@ impl<C> Slot<C> {
             .is_some_and(|e| e.generation == self.generation)
         {
             docs.remove(&self.doc);
+            inner.gauge.set(docs.len() as f64);
             inner.room.notify_waiters();
         }
     }
@@ -168,7 +172,13 @@ impl<C> Slot<C> {
 impl<C> Registry<C> {
     /// At most `cap` documents, `queue` commands queued for each; at the
     /// cap, `unload` (if any) asks the least recently used idle one to go.
-    pub(crate) fn new(cap: usize, queue: usize, unload: Option<fn() -> C>) -> Registry<C> {
+    /// `gauge` follows how many are loaded.
+    pub(crate) fn new(
+        cap: usize,
+        queue: usize,
+        unload: Option<fn() -> C>,
+        gauge: Gauge,
+    ) -> Registry<C> {
         Registry {
             inner: Arc::new(Inner {
                 docs: Mutex::new(HashMap::new()),
@@ -178,6 +188,7 @@ impl<C> Registry<C> {
                 cap,
                 queue: queue.max(1),
                 unload,
+                gauge,
             }),
         }
     }
@@ -232,6 +243,7 @@ impl<C> Registry<C> {
                 used: used.clone(),
             },
         );
+        self.inner.gauge.set(docs.len() as f64);
         Got::Start {
             handle,
             slot: Slot {
@@ -289,6 +301,7 @@ impl<C> Registry<C> {
     /// other senders are gone too).
     pub(crate) fn clear(&self) {
         self.lock().clear();
+        self.inner.gauge.set(0.0);
     }
 }
 
@@ -308,7 +321,7 @@ mod tests {
 
     #[tokio::test]
     async fn at_the_cap_the_least_recently_used_idle_document_is_asked_to_leave() {
-        let reg: Registry<u8> = Registry::new(2, 4, Some(|| 0));
+        let reg: Registry<u8> = Registry::new(2, 4, Some(|| 0), Gauge::noop());
         let Got::Start {
             slot: a,
             rx: mut ra,
@@ -343,7 +356,7 @@ mod tests {
 
     #[test]
     fn without_unload_the_cap_refuses_and_a_task_gone_without_leaving_is_replaced() {
-        let reg: Registry<u8> = Registry::new(2, 4, None);
+        let reg: Registry<u8> = Registry::new(2, 4, None, Gauge::noop());
         let Got::Start { slot: old, rx, .. } = reg.get(&doc("a")) else {
             panic!("starts")
         };

@@ -155,14 +155,14 @@ pub(crate) async fn post_update(
             )
         }
     }
-    let cmd = DocCmd::Update(UpdateCmd {
+    let cmd = DocCmd::Update(Box::new(UpdateCmd {
         peer,
         subject: grant.subject.as_str().into(),
         seq: 1,
         update: Ok(update),
         out,
         received: Instant::now(),
-    });
+    }));
     let frame = if relay.hub.send(&doc, cmd).await.is_none() {
         None
     } else {

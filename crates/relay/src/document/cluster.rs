@@ -285,10 +285,10 @@ impl DocTask {
         if gap || c.catch_up.wanted {
             // While spaced or backing off, a later tick runs it.
             if c.catch_up.may_run(Instant::now()) {
-                self.catch_up_from_store().await;
+                Box::pin(self.catch_up_from_store()).await;
             }
         } else if !self.subs.is_empty() && c.last_poll.elapsed() >= poll {
-            self.poll_store().await;
+            Box::pin(self.poll_store()).await;
         }
     }
 

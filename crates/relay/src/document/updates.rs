@@ -366,7 +366,7 @@ impl DocTask {
     /// (the store is the truth).
     pub(super) async fn recover(&mut self) {
         if self.store_failed {
-            self.reload().await;
+            Box::pin(self.reload()).await;
         }
     }
 

@@ -26,7 +26,7 @@ use weft_protocol::DocId;
 
 use super::metrics as m;
 use super::outbox::{Next, Outbox};
-use super::room::{close, RoomCmd, RoomError};
+use super::room::{close, Incoming as RoomUpdate, RoomCmd, RoomError};
 use super::rooms::Rooms;
 use super::wire::{self, Incoming};
 use crate::admission::{Admitted, TokenBucket};
@@ -215,12 +215,12 @@ pub(crate) async fn serve(
                 while !bucket.take() {
                     tokio::time::sleep(refill).await;
                 }
-                RoomCmd::Update {
+                RoomCmd::Update(Box::new(RoomUpdate {
                     conn: Some(conn),
                     bytes: bytes.slice_ref(u),
                     shape,
                     reply: None,
-                }
+                }))
             }
             Ok(Incoming::Awareness(a)) => match wire::awareness(a, MAX_AWARENESS_STATE) {
                 Ok(entries) => RoomCmd::Awareness { conn, entries },

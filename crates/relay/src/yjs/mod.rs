@@ -238,11 +238,13 @@ async fn post_update(
         }
     };
     let relay = app.relay;
-    let result = ask(&relay, &doc, |reply| RoomCmd::Update {
-        conn: None,
-        bytes: body.clone(),
-        shape,
-        reply: Some(reply),
+    let result = ask(&relay, &doc, |reply| {
+        RoomCmd::Update(Box::new(room::Incoming {
+            conn: None,
+            bytes: body.clone(),
+            shape,
+            reply: Some(reply),
+        }))
     })
     .await;
     match result {

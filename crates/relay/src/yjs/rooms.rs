@@ -41,7 +41,7 @@ impl Rooms {
 
     /// The registry rooms need: `cap` rooms, refusing past it.
     pub(crate) fn registry(cap: usize) -> Registry<RoomCmd> {
-        Registry::new(cap, ROOM_QUEUE, None)
+        Registry::new(cap, ROOM_QUEUE, None, metrics::rooms_loaded())
     }
 
     /// Which rooms are loaded, for the weft side's one-kind-per-id check.
