@@ -42,6 +42,20 @@ pub trait Crdt: Clone + Default + PartialEq + Debug + Serialize + DeserializeOwn
     /// The events this replica has seen, without gaps.
     fn version(&self) -> VersionVector;
 
+    /// `replica`'s counter in [`Crdt::version`] (0 if absent). Types that
+    /// build their version on demand answer without building it.
+    ///
+    /// ```
+    /// use weft_core::{Crdt, ReplicaId, Text};
+    /// let mut t = Text::new();
+    /// t.insert(ReplicaId::new(1), 0, "hey");
+    /// assert_eq!(t.version_of(ReplicaId::new(1)), t.version().get(ReplicaId::new(1)));
+    /// assert_eq!(t.version_of(ReplicaId::new(2)), 0);
+    /// ```
+    fn version_of(&self, replica: crate::ReplicaId) -> u64 {
+        self.version().get(replica)
+    }
+
     /// Everything a replica at version `since` is missing.
     fn delta_since(&self, since: &VersionVector) -> Self::Delta;
 }

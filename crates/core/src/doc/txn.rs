@@ -393,7 +393,7 @@ impl<'d> Transaction<'d> {
         }
         let counter = doc.version.increment(replica).counter;
         for (path, val) in sc.touched.iter_mut() {
-            *val = doc.values.get(path).map_or(0, |v| v.version().get(replica));
+            *val = doc.values.get(path).map_or(0, |v| v.version_of(replica));
             match doc.touches.get_mut(path) {
                 Some(t) => t.record(replica, counter, *val),
                 None => doc

@@ -166,6 +166,19 @@ impl Value {
         }
     }
 
+    /// `replica`'s counter in [`Value::version`], without building it.
+    pub(crate) fn version_of(&self, replica: crate::ReplicaId) -> u64 {
+        match self {
+            Value::Counter(v) => v.version_of(replica),
+            Value::Register(v) => v.version_of(replica),
+            Value::Multi(v) => v.version_of(replica),
+            Value::Set(v) => v.version_of(replica),
+            Value::Text(v) => v.version_of(replica),
+            Value::Keys(v) => v.version_of(replica),
+            Value::List(v) => v.version_of(replica),
+        }
+    }
+
     /// What a peer whose version of this value is `since` lacks, or `None`
     /// if it lacks nothing.
     pub(crate) fn delta_since(&self, since: &VersionVector) -> Option<ValueDelta> {

@@ -501,6 +501,10 @@ where
         self.seq.version()
     }
 
+    fn version_of(&self, replica: ReplicaId) -> u64 {
+        self.seq.version_of(replica)
+    }
+
     fn delta_since(&self, since: &VersionVector) -> ListDelta<T> {
         let seq = self.seq.delta_since(since);
         let mut items = Vec::new();
@@ -585,6 +589,20 @@ mod tests {
 
     fn r(n: u64) -> ReplicaId {
         ReplicaId::new(n)
+    }
+
+    #[test]
+    fn version_of_answers_what_version_holds() {
+        let mut a: List<u32> = List::new();
+        let mut b: List<u32> = List::new();
+        a.insert(r(1), 0, [1, 2, 3]);
+        let d = b.insert(r(2), 0, [4]);
+        a.apply(&d);
+        a.delete(r(1), 0, 2);
+        for n in 0..4 {
+            assert_eq!(a.version_of(r(n)), a.version().get(r(n)), "replica {n}");
+            assert_eq!(b.version_of(r(n)), b.version().get(r(n)), "replica {n}");
+        }
     }
 
     #[test]

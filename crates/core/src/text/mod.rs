@@ -402,6 +402,14 @@ impl Crdt for Text {
             .collect()
     }
 
+    fn version_of(&self, replica: ReplicaId) -> u64 {
+        self.ids
+            .replicas
+            .iter()
+            .find(|l| l.id == replica)
+            .map_or(0, |l| l.next)
+    }
+
     fn delta_since(&self, since: &VersionVector) -> TextDelta {
         // The entries `since` lacks, per replica by binary search, then
         // merged into application order (which is causal order).
