@@ -19,7 +19,7 @@ use crate::document::{self, DocEnv};
 use crate::registry::{Got, Registry, Slot};
 
 /// How many commands may wait for one document before senders wait.
-pub(crate) const DOC_QUEUE: usize = 1024;
+const DOC_QUEUE: usize = 1024;
 
 /// How long a command for a document that is not loaded waits, at the
 /// cap, for an idle document to unload and make room.
