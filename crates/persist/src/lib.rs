@@ -76,7 +76,7 @@ pub use error::{Error, RecordError, RecordKind, RecordRef, Result};
 pub use load::{Replayed, SkippedRecord, StoredDoc};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresStore, PG_SCHEMA_VERSION};
+pub use postgres::{PostgresStore, MAX_PG_READERS, PG_SCHEMA_VERSION};
 pub use record::RECORD_VERSION;
 pub use sqlite::{CheckReport, CommitStats, SqliteStore, FORMAT_VERSION};
 pub use store::{Appended, CompactionReport, DocStats, Options, Store};

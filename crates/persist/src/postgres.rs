@@ -75,6 +75,12 @@ const CIPHER_XCHACHA: &str = "xchacha20poly1305";
 const STATEMENT_DEADLINE: Duration = Duration::from_secs(30);
 /// Idle read connections kept.
 const MAX_IDLE_READERS: usize = 8;
+/// Read connections open at once per store (a node): more readers wait
+/// their turn instead of opening more server connections.
+pub const MAX_PG_READERS: usize = 16;
+/// Compactions running at once per store (each replays a whole document
+/// on the blocking pool); the others wait their turn.
+const MAX_COMPACTIONS: usize = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE weft_docs (
@@ -176,6 +182,10 @@ struct Shared {
     codec: RecordCodec,
     options: Options,
     readers: Mutex<Vec<Client>>,
+    /// One permit per read connection that may be open ([`MAX_PG_READERS`]).
+    read_slots: tokio::sync::Semaphore,
+    /// One permit per compaction that may run ([`MAX_COMPACTIONS`]).
+    compaction_slots: tokio::sync::Semaphore,
     compacting: Mutex<HashSet<String>>,
     background_errors: Mutex<Vec<Error>>,
 }
@@ -366,6 +376,8 @@ impl PostgresStore {
             codec,
             options: options.clone(),
             readers: Mutex::new(Vec::new()),
+            read_slots: tokio::sync::Semaphore::new(MAX_PG_READERS),
+            compaction_slots: tokio::sync::Semaphore::new(MAX_COMPACTIONS),
             compacting: Mutex::new(HashSet::new()),
             background_errors: Mutex::new(Vec::new()),
         });
@@ -736,12 +748,19 @@ async fn delete_in(tx: &tokio_postgres::Transaction<'_>, doc_id: &str) -> Result
     Ok(true)
 }
 
-/// A pooled read connection, returned to the pool when dropped healthy.
+/// A pooled read connection, returned to the pool when dropped healthy;
+/// at most [`MAX_PG_READERS`] are in use at once.
 async fn with_reader<T, F, Fut>(shared: &Shared, f: F) -> Result<T>
 where
     F: FnOnce(Client) -> Fut,
     Fut: Future<Output = (Client, Result<T>)>,
 {
+    // The semaphore is never closed.
+    let _slot = shared
+        .read_slots
+        .acquire()
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?;
     let idle = shared
         .readers
         .lock()
@@ -834,6 +853,11 @@ async fn read_raw(shared: &Shared, doc_id: &str) -> Result<Option<RawDoc>> {
 /// compacting right now is left to it (reported as nothing folded).
 async fn compact(shared: &Shared, doc_id: &str) -> Result<Option<CompactionReport>> {
     const ATTEMPTS: usize = 8;
+    let _slot = shared
+        .compaction_slots
+        .acquire()
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?;
     for _ in 0..ATTEMPTS {
         let Some(raw) = read_raw(shared, doc_id).await? else {
             return Ok(None);

@@ -12,7 +12,8 @@ use common::{edits, replay};
 use std::sync::Arc;
 use weft_core::{Doc, ReplicaId};
 use weft_persist::{
-    CompactionPolicy, EncryptionKey, Error, Options, PostgresStore, Store, PG_SCHEMA_VERSION,
+    CompactionPolicy, EncryptionKey, Error, Options, PostgresStore, Store, MAX_PG_READERS,
+    PG_SCHEMA_VERSION,
 };
 
 fn manual() -> Options {
@@ -61,6 +62,53 @@ fn reopening_keeps_everything_and_two_nodes_share_one_log() {
         (stats.snapshot_seq, stats.log_records, stats.last_seq),
         (20, 20, 40)
     );
+}
+
+/// Many threads reading at once share at most `MAX_PG_READERS` server
+/// connections of one node: readers wait for a slot rather than opening
+/// a connection each.
+#[test]
+fn concurrent_reads_use_at_most_the_reader_cap_of_server_connections() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let pg = Postgres::shared();
+    let url = pg.new_database();
+    let store = Arc::new(PostgresStore::open(&url, manual()).unwrap());
+    let mut doc = Doc::new(ReplicaId::new(1));
+    for u in edits(&mut doc, 20) {
+        store.append("d", &u).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..64)
+        .map(|_| {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    assert!(store.read("d").unwrap().is_some());
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let mut most = 0usize;
+    for _ in 0..25 {
+        let n = pg.psql(
+            &url,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()",
+        );
+        most = most.max(n.parse().unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let reads: usize = readers.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(reads >= 64, "{reads} reads");
+    // The readers, the store's writer and psql's own session.
+    assert!(
+        most <= MAX_PG_READERS + 2,
+        "{most} connections at once (cap {MAX_PG_READERS} readers)"
+    );
+    assert_eq!(store.load("d", ReplicaId::new(2)).unwrap().unwrap(), doc);
 }
 
 /// Two nodes whose concurrent batches touch the same documents in opposite
