@@ -39,7 +39,7 @@
 //! | `load.rs` | verifying records against bookkeeping, replay ([`StoredDoc`]) |
 //! | `record.rs` | record framing: version, kind, length, CRC-32, optional seal |
 //! | `crypto.rs` | [`EncryptionKey`], XChaCha20-Poly1305 sealing, key check |
-//! | `postgres.rs` | [`PostgresStore`] (feature `postgres`): the shared store of cluster mode |
+//! | `postgres.rs` | `PostgresStore` (feature `postgres`): the shared store of cluster mode |
 //! | `memory.rs` | [`MemoryStore`], for tests |
 //! | `commit.rs` | [`Commit`]: queued appends answered once durable, awaited or waited for |
 //! | `async_store.rs` | [`AsyncStore`] (feature `tokio`, on by default): appends through [`Commit`], reads on the blocking pool |
