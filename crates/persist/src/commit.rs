@@ -225,6 +225,25 @@ impl Commit {
         })
     }
 
+    /// Awaits every append; `Ok` if all are durable, else the first
+    /// failure (for callers that store a batch all or nothing).
+    ///
+    /// ```
+    /// use weft_persist::{Commit, Error};
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// rt.block_on(async {
+    ///     assert!(Commit::ready(Vec::new()).all_durable().await.is_ok());
+    ///     let failed = Commit::ready(vec![Err(Error::Closed)]).all_durable().await;
+    ///     assert!(matches!(failed, Err(Error::Closed)));
+    /// });
+    /// ```
+    pub async fn all_durable(self) -> Result<()> {
+        self.await
+            .into_iter()
+            .find_map(Result::err)
+            .map_or(Ok(()), Err)
+    }
+
     /// Blocks until every append is durable or failed; the results in
     /// order. Not for async workers: await the commit there.
     pub fn wait(self) -> Vec<Result<Appended>> {

@@ -333,17 +333,24 @@ impl Frame {
     /// Encoding does not check bounds; [`Frame::validate`] against the
     /// peer's limits tells whether the peer will accept the frame.
     pub fn encode(&self) -> Vec<u8> {
-        let header = || {
-            let mut out = Vec::with_capacity(64);
-            out.extend_from_slice(&MAGIC);
-            out.push(codec::FORMAT_VERSION);
-            out.push(kind::PROTOCOL_FRAME);
-            out
-        };
-        // Serializing into a Vec fails only for a serde impl that reports an
-        // error, which none here does; a header-only frame would then fail
-        // to decode with a typed error rather than panic here.
-        postcard::to_extend(&Wire::of(self), header()).unwrap_or_else(|_| header())
+        encode_wire(&Wire::of(self))
+    }
+
+    /// The bytes of `Frame::Remote { doc, update }` without building the
+    /// frame: a relay fanning out an update it holds encodes it from the
+    /// borrowed bytes, with no copy of the update first.
+    ///
+    /// ```
+    /// use weft_protocol::{DocId, Frame};
+    /// let doc = DocId::new("notes").unwrap();
+    /// let frame = Frame::Remote { doc: doc.clone(), update: vec![1, 2, 3] };
+    /// assert_eq!(Frame::encode_remote(&doc, &[1, 2, 3]), frame.encode());
+    /// ```
+    pub fn encode_remote(doc: &DocId, update: &[u8]) -> Vec<u8> {
+        encode_wire(&Wire::Remote {
+            doc: doc.as_str(),
+            update,
+        })
     }
 
     /// The length of [`Frame::encode`]'s output, without encoding.
@@ -495,4 +502,19 @@ fn peek_varint(body: &[u8]) -> Option<u32> {
         }
     }
     None
+}
+/// The weft header (`WEFT`, format version, kind
+/// [`kind::PROTOCOL_FRAME`]) and `wire`'s postcard body.
+fn encode_wire(wire: &Wire<'_>) -> Vec<u8> {
+    let header = || {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(&MAGIC);
+        out.push(codec::FORMAT_VERSION);
+        out.push(kind::PROTOCOL_FRAME);
+        out
+    };
+    // Serializing into a Vec fails only for a serde impl that reports an
+    // error, which none here does; a header-only frame would then fail
+    // to decode with a typed error rather than panic here.
+    postcard::to_extend(wire, header()).unwrap_or_else(|_| header())
 }

@@ -522,7 +522,7 @@ impl Conn {
             Ok(Err(code)) => {
                 let why = doc_kind::unavailable_reason(
                     self.state.store.clone(),
-                    self.state.yjs.loaded(),
+                    self.state.yjs.clone(),
                     &doc,
                 )
                 .await;

@@ -104,7 +104,7 @@ pub(crate) async fn post_update(
     // One id, one kind: say so clearly (the document task would only
     // answer `DocUnavailable`).
     let store = relay.store.clone();
-    let rooms = relay.yjs.loaded();
+    let rooms = relay.yjs.clone();
     let key = doc.as_str().to_owned();
     match tokio::task::spawn_blocking(move || doc_kind::check_weft_open(&*store, &*rooms, &key))
         .await

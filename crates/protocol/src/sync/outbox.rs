@@ -357,7 +357,7 @@ impl Outbox {
     /// A retry-scope error (200–249) for `seq`: resend after a delay that
     /// grows with the piece's retries (`base * 2^n`, n ≤ 5), jittered down
     /// to half so retried pieces spread out.
-    pub fn retry_later(&mut self, seq: u64, now: Instant, base: Duration) -> bool {
+    fn retry_later(&mut self, seq: u64, now: Instant, base: Duration) -> bool {
         let Some(mut piece) = self.in_flight.remove(&seq) else {
             return false;
         };
@@ -372,7 +372,7 @@ impl Outbox {
     }
 
     /// A refusal (250–299) for `seq`: dropped, not resent on this connection.
-    pub fn refuse(&mut self, seq: u64) -> Option<Piece> {
+    fn refuse(&mut self, seq: u64) -> Option<Piece> {
         self.in_flight.remove(&seq)
     }
 

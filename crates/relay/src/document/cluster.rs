@@ -154,11 +154,8 @@ impl DocTask {
                     Some(Ok(report)) => {
                         self.seen(seq);
                         if report.status == ApplyStatus::Applied {
-                            let frame = Frame::Remote {
-                                doc: self.id.clone(),
-                                update: update.as_bytes().to_vec(),
-                            };
-                            self.fan_out(&Bytes::from(frame.encode()), None, Some(&before));
+                            let frame = Frame::encode_remote(&self.id, update.as_bytes());
+                            self.fan_out(&Bytes::from(frame), None, Some(&before));
                             ::metrics::counter!("weft_relay_bus_updates_applied_total")
                                 .increment(1);
                         }

@@ -203,11 +203,7 @@ impl DocTask {
             let key = Owners::store_key(self.id.as_str());
             let refs: Vec<&[u8]> = bindings.iter().map(Vec::as_slice).collect();
             let commit = self.env.store.submit_many(&key, &refs);
-            commit
-                .await
-                .into_iter()
-                .find_map(Result::err)
-                .map_or(Ok(()), |e| Err(e.to_string()))
+            commit.all_durable().await.map_err(|e| e.to_string())
         };
         let to_store: Vec<&Update> = stored(&answers).collect();
         let changed = bound.is_ok() && !to_store.is_empty();
@@ -267,11 +263,8 @@ impl DocTask {
         } else {
             for (u, outcome) in answers {
                 if let Outcome::Store(update) = outcome {
-                    let frame = Frame::Remote {
-                        doc: self.id.clone(),
-                        update: update.as_bytes().to_vec(),
-                    };
-                    self.fan_out(&Bytes::from(frame.encode()), Some(u.peer), Some(before));
+                    let frame = Frame::encode_remote(&self.id, update.as_bytes());
+                    self.fan_out(&Bytes::from(frame), Some(u.peer), Some(before));
                 }
             }
         }
@@ -301,8 +294,7 @@ impl DocTask {
                 .record(batch.queued.elapsed().as_secs_f64());
         }
         let mut results = results.into_iter();
-        for (u, outcome) in batch.answers {
-            let u = &u;
+        for (u, outcome) in &batch.answers {
             match outcome {
                 // After a failed append, a duplicate may be a copy of what
                 // failed (still in memory until the reload): not acked.
@@ -316,7 +308,7 @@ impl DocTask {
                         seq: u.seq,
                     },
                 ),
-                Outcome::Refused(code, message) => self.answer_error(u, code, message),
+                Outcome::Refused(code, message) => self.answer_error(u, *code, message),
                 Outcome::Store(update) => match results.next() {
                     Some(Ok(appended)) => {
                         self.env.meters.updates_stored.increment(1);
@@ -324,7 +316,7 @@ impl DocTask {
                             .meters
                             .ack_lag
                             .record(u.received.elapsed().as_secs_f64());
-                        self.stored_here(appended.seq, &update);
+                        self.stored_here(appended.seq, update);
                         send_control(
                             &u.out,
                             Frame::Ack {

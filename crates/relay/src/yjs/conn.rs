@@ -17,7 +17,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
@@ -77,15 +77,24 @@ pub(crate) async fn serve(
             Err(RoomError::Unavailable("too many connections".into())),
         )
     } else {
-        join(
-            &rooms,
-            &doc,
-            conn,
-            &out,
+        // Joins the room, starting it if needed.
+        let (write, subject) = (
             grant.may_write(doc.as_str()),
-            Arc::from(grant.subject.as_str()),
-        )
-        .await
+            Arc::<str>::from(grant.subject.as_str()),
+        );
+        let joined = rooms
+            .ask(&doc, |reply| RoomCmd::Join {
+                conn,
+                out: out.clone(),
+                write,
+                subject: subject.clone(),
+                reply,
+            })
+            .await;
+        match joined {
+            Ok((room, ())) => (Some(room), Ok(())),
+            Err(e) => (None, Err(e)),
+        }
     };
     let writer = tokio::spawn(write_loop(
         sink,
@@ -263,48 +272,6 @@ const QUERY_AWARENESS_EVERY: Duration = Duration::from_secs(1);
 /// sends as its SyncStep2).
 fn is_empty_update(u: &[u8]) -> bool {
     u == [0, 0]
-}
-
-/// Joins the room, starting it if needed (a room that is unloading is
-/// retried a few times).
-async fn join(
-    rooms: &Rooms,
-    doc: &DocId,
-    conn: u64,
-    out: &Arc<Outbox>,
-    write: bool,
-    subject: Arc<str>,
-) -> (Option<mpsc::Sender<RoomCmd>>, Result<(), RoomError>) {
-    let mut last = RoomError::Closing;
-    for _ in 0..5 {
-        let room = match rooms.get(doc) {
-            Ok(r) => r,
-            Err(e) => return (None, Err(e)),
-        };
-        let (reply, answer) = oneshot::channel();
-        let cmd = RoomCmd::Join {
-            conn,
-            out: out.clone(),
-            write,
-            subject: subject.clone(),
-            reply,
-        };
-        if room.send(cmd).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        }
-        match answer.await {
-            Ok(Ok(())) => return (Some(room), Ok(())),
-            Ok(Err(RoomError::Closing)) | Err(_) => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Ok(Err(e)) => {
-                last = e;
-                break;
-            }
-        }
-    }
-    (None, Err(last))
 }
 
 async fn write_loop(

@@ -36,12 +36,12 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tokio::sync::oneshot;
 use weft_protocol::DocId;
 
 use crate::auth::Grant;
 use crate::listener::Peer;
-use crate::state::{AppState, Shared};
+use crate::registry::Loaded;
+use crate::state::AppState;
 use crate::ws::{self, WatchLimits};
 
 use room::RoomCmd;
@@ -163,31 +163,6 @@ fn room_error(e: RoomError) -> Response {
     }
 }
 
-/// Sends `make(reply)` to the room of `doc`, retrying while it unloads.
-async fn ask<T>(
-    relay: &Shared,
-    doc: &DocId,
-    make: impl Fn(oneshot::Sender<Result<T, RoomError>>) -> RoomCmd,
-) -> Result<T, RoomError> {
-    let mut last = RoomError::Closing;
-    for _ in 0..5 {
-        let room = relay.yjs.get(doc)?;
-        let (reply, answer) = oneshot::channel();
-        if room.send(make(reply)).await.is_err() {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            continue;
-        }
-        match answer.await {
-            Ok(Err(RoomError::Closing)) | Err(_) => {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            Ok(r) => return r,
-        }
-        last = RoomError::Closing;
-    }
-    Err(last)
-}
-
 async fn read_update(
     State(app): State<AppState>,
     Path(doc): Path<String>,
@@ -199,7 +174,7 @@ async fn read_update(
         Err(r) => return r,
     };
     let relay = app.relay;
-    if !relay.yjs.contains(doc.as_str()) {
+    if !relay.yjs.is_loaded(doc.as_str()) {
         // Asking the room would create an empty one: check the store.
         let store = relay.store.clone();
         let key = doc.as_str().to_owned();
@@ -211,8 +186,10 @@ async fn read_update(
             _ => return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response(),
         }
     }
-    match ask(&relay, &doc, |reply| RoomCmd::State { reply }).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+    match relay.yjs.ask(&doc, |reply| RoomCmd::State { reply }).await {
+        Ok((_, bytes)) => {
+            ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+        }
         Err(e) => room_error(e),
     }
 }
@@ -238,17 +215,19 @@ async fn post_update(
         }
     };
     let relay = app.relay;
-    let result = ask(&relay, &doc, |reply| {
-        RoomCmd::Update(Box::new(room::Incoming {
-            conn: None,
-            bytes: body.clone(),
-            shape,
-            reply: Some(reply),
-        }))
-    })
-    .await;
+    let result = relay
+        .yjs
+        .ask(&doc, |reply| {
+            RoomCmd::Update(Box::new(room::Incoming {
+                conn: None,
+                bytes: body.clone(),
+                shape,
+                reply: Some(reply),
+            }))
+        })
+        .await;
     match result {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => room_error(e),
     }
 }

@@ -594,11 +594,7 @@ impl Room {
                 (rs, queued)
             };
             let stored = match queued {
-                Ok(commit) => commit
-                    .await
-                    .into_iter()
-                    .find_map(Result::err)
-                    .map_or(Ok(()), |e| Err(e.to_string())),
+                Ok(commit) => commit.all_durable().await.map_err(|e| e.to_string()),
                 Err(e) => Err(e),
             };
             self.store = Some(rs);

@@ -5,7 +5,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
 use weft_protocol::DocId;
 
 use super::metrics;
@@ -44,11 +46,6 @@ impl Rooms {
         Registry::new(cap, ROOM_QUEUE, None, metrics::rooms_loaded())
     }
 
-    /// Which rooms are loaded, for the weft side's one-kind-per-id check.
-    pub(crate) fn loaded(&self) -> Arc<dyn Loaded> {
-        Arc::new(self.rooms.clone())
-    }
-
     /// The limits rooms and their connections run under.
     pub(crate) fn limits(&self) -> &ServerLimits {
         &self.env.limits
@@ -57,12 +54,6 @@ impl Rooms {
     /// A fresh connection number.
     pub(crate) fn next_conn(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Whether a room for `doc` is loaded (it claims the id even before
-    /// anything is stored).
-    pub(crate) fn contains(&self, doc: &str) -> bool {
-        self.rooms.is_loaded(doc)
     }
 
     /// The room of `doc`, started if needed.
@@ -83,5 +74,35 @@ impl Rooms {
                 Err(RoomError::Unavailable("too many Yjs rooms loaded".into()))
             }
         }
+    }
+
+    /// Sends `make(reply)` to the room of `doc` (started if needed) and
+    /// waits for the answer, retrying a few times while the room unloads;
+    /// the room's queue and the answer.
+    pub(crate) async fn ask<T>(
+        &self,
+        doc: &DocId,
+        make: impl Fn(oneshot::Sender<Result<T, RoomError>>) -> RoomCmd,
+    ) -> Result<(mpsc::Sender<RoomCmd>, T), RoomError> {
+        for _ in 0..5 {
+            let room = self.get(doc)?;
+            let (reply, answer) = oneshot::channel();
+            if room.send(make(reply)).await.is_ok() {
+                match answer.await {
+                    Ok(Err(RoomError::Closing)) | Err(_) => {}
+                    Ok(answer) => return answer.map(|t| (room, t)),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(RoomError::Closing)
+    }
+}
+
+/// Whether a room is loaded under an id (it claims the id even before
+/// anything is stored).
+impl Loaded for Rooms {
+    fn is_loaded(&self, doc: &str) -> bool {
+        self.rooms.is_loaded(doc)
     }
 }
