@@ -10,6 +10,8 @@
 mod doc_props_claims;
 #[path = "doc_props/converge.rs"]
 mod doc_props_converge;
+#[path = "doc_props/encoding.rs"]
+mod doc_props_encoding;
 #[path = "doc_props/errors.rs"]
 mod doc_props_errors;
 #[path = "doc_props/model.rs"]

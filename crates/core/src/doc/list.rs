@@ -96,7 +96,7 @@ impl<'t, 'd> ListMut<'t, 'd> {
             return Ok(());
         }
         self.tx.set_text_len(&self.path, len + items.len());
-        self.tx.scratch.ops.push(Op::ListInsert {
+        self.tx.doc.scratch.ops.push(Op::ListInsert {
             path: self.path.clone(),
             index,
             items,
@@ -147,7 +147,7 @@ impl<'t, 'd> ListMut<'t, 'd> {
             return Ok(());
         }
         self.tx.set_text_len(&self.path, len - (end - index));
-        self.tx.scratch.ops.push(Op::ListDelete {
+        self.tx.doc.scratch.ops.push(Op::ListDelete {
             path: self.path.clone(),
             index,
             len: n,
@@ -168,7 +168,7 @@ impl<'t, 'd> ListMut<'t, 'd> {
             "{}.{}.{}",
             replica,
             self.tx.doc.version.get(replica) + 1,
-            self.tx.scratch.ops.len()
+            self.tx.doc.scratch.ops.len()
         );
         let path = self.path.child(key.clone(), kind);
         self.record_insert(index, vec![Elem::Nested { kind, key }])?;
@@ -231,7 +231,7 @@ impl<'t, 'd> ListMut<'t, 'd> {
             return Err(self.out_of_range(index, len));
         }
         let mut i = index;
-        for op in self.tx.scratch.ops.iter().rev() {
+        for op in self.tx.doc.scratch.ops.iter().rev() {
             match op {
                 Op::ListInsert {
                     path,

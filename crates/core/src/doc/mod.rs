@@ -25,6 +25,7 @@ mod events;
 #[cfg(feature = "forge")]
 pub mod forge;
 mod list;
+mod local_update;
 mod op;
 mod path;
 mod pending;

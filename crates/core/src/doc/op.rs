@@ -3,9 +3,11 @@
 //! cannot fail).
 
 use super::events::{item_of, Change, ListItem};
+use super::local_update::Outgoing;
 use super::path::{Kind, Path};
 use super::value::{Bytes, Elem, Slot, Value, ValueDelta};
 use super::Doc;
+use crate::text::LocalRun;
 use crate::{Crdt, Dot, List, ListOp, TextOp};
 
 /// One recorded operation of a transaction.
@@ -70,6 +72,78 @@ pub(super) enum Op {
         after: Dot,
         items: Vec<Elem>,
     },
+}
+
+/// Applies a local text insert or delete, its runs going to `runs` and its
+/// change to `changes` (extending the last change if it is this text's):
+/// the path of a commit that records no undo step, where no `TextDelta` is
+/// built. Returns the value's path and the change for observers, or the
+/// operation back if it is not a text edit.
+pub(super) fn apply_local_text(
+    doc: &mut Doc,
+    op: Op,
+    inserted: &str,
+    want_events: bool,
+    changes: &mut Vec<(Path, Outgoing)>,
+    runs: &mut Vec<LocalRun>,
+) -> Result<(Path, Option<Change>), Op> {
+    let (replica, unit) = (doc.replica, doc.text_unit);
+    let (path, insert, index, len) = match op {
+        Op::TextInsert { path, index, text } => (path, Some(text), index, 0),
+        Op::TextDelete { path, index, len } => (path, None, index, len),
+        op => return Err(op),
+    };
+    let Value::Text(t) = doc.value_mut(&path, Kind::Text) else {
+        unreachable_kind()
+    };
+    let from = match changes.last() {
+        Some((p, Outgoing::Text(range))) if *p == path => range.start,
+        _ => runs.len(),
+    };
+    let change = match insert {
+        Some(text) => {
+            let s = inserted.get(text.clone()).unwrap_or_default();
+            let change = want_events.then(|| insert_change(t, index, s, unit));
+            t.insert_local(replica, index, s, text.start, runs, from);
+            change
+        }
+        None => {
+            let change = want_events.then(|| delete_change(t, index, len, unit));
+            t.delete_local(replica, index, len, runs, from);
+            change
+        }
+    };
+    match changes.last_mut() {
+        Some((p, Outgoing::Text(range))) if *p == path => range.end = runs.len(),
+        _ => changes.push((path.clone(), Outgoing::Text(from..runs.len()))),
+    }
+    Ok((path, change))
+}
+
+/// What observers see of inserting `text` at char `index` of `t`.
+fn insert_change(t: &crate::Text, index: usize, text: &str, unit: crate::TextUnit) -> Change {
+    let mut ops = Vec::with_capacity(2);
+    if index > 0 {
+        ops.push(TextOp::Retain(t.from_char(index, unit)));
+    }
+    ops.push(TextOp::Insert(text.to_string()));
+    Change::Text(ops)
+}
+
+/// What observers see of deleting `len` chars at char `index` of `t` (read
+/// before the delete).
+fn delete_change(t: &crate::Text, index: usize, len: usize, unit: crate::TextUnit) -> Change {
+    let (from, to) = if unit != crate::TextUnit::Chars {
+        (t.from_char(index, unit), t.from_char(index + len, unit))
+    } else {
+        (index, index + len)
+    };
+    let mut ops = Vec::with_capacity(2);
+    if index > 0 {
+        ops.push(TextOp::Retain(from));
+    }
+    ops.push(TextOp::Delete(to - from));
+    Change::Text(ops)
 }
 
 /// Applies one validated local operation; returns the value's path, the
@@ -159,35 +233,16 @@ pub(super) fn apply_local(
                 unreachable_kind()
             };
             let text = inserted.get(text).unwrap_or_default();
+            let change = want_events.then(|| insert_change(t, index, text, unit));
             let d = t.insert(replica, index, text);
-            let change = want_events.then(|| {
-                let mut ops = Vec::with_capacity(2);
-                if index > 0 {
-                    ops.push(TextOp::Retain(t.from_char(index, unit)));
-                }
-                ops.push(TextOp::Insert(text.to_string()));
-                Change::Text(ops)
-            });
             (path, ValueDelta::Text(d), change)
         }
         Op::TextDelete { path, index, len } => {
             let Value::Text(t) = doc.value_mut(&path, Kind::Text) else {
                 unreachable_kind()
             };
-            let (from, to) = if want_events && unit != crate::TextUnit::Chars {
-                (t.from_char(index, unit), t.from_char(index + len, unit))
-            } else {
-                (index, index + len)
-            };
+            let change = want_events.then(|| delete_change(t, index, len, unit));
             let d = t.delete(replica, index, len);
-            let change = want_events.then(|| {
-                let mut ops = Vec::with_capacity(2);
-                if index > 0 {
-                    ops.push(TextOp::Retain(from));
-                }
-                ops.push(TextOp::Delete(to - from));
-                Change::Text(ops)
-            });
             (path, ValueDelta::Text(d), change)
         }
         Op::ListInsert { path, index, items } => apply_insert(doc, path, index, items, want_events),

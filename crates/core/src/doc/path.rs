@@ -76,8 +76,26 @@ pub struct Step {
 /// A path is shared, not copied: cloning one (as every transaction and
 /// update does for the values it touches) costs a reference count, never an
 /// allocation. On the wire it is the sequence of its steps.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Path(Arc<[Step]>);
+
+/// Ordered by steps; a path compared with a clone of itself (the document's
+/// maps are searched with the paths they handed out) answers without
+/// reading the steps.
+impl Ord for Path {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.0.cmp(&other.0)
+    }
+}
+
+impl PartialOrd for Path {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Default for Path {
     fn default() -> Self {

@@ -11,16 +11,17 @@
 //! Invariant: the simulated state (`kinds`, `text_len`, `counters`) equals
 //! what the document would hold after applying `ops` in order.
 
-use super::events::{Event, Origin, OriginTag};
-use super::op::{apply_local, Op};
+use super::events::{Change, Event, Origin, OriginTag};
+use super::local_update::{self, Outgoing};
+use super::op::{apply_local, apply_local_text, Op};
 use super::path::{Kind, Path};
-use super::touches::Run;
 use super::undo_record::{Pre, Record, Role};
 use super::update::UpdateBody;
 use super::value::{encode_scalar, Slot, Value, ValueDelta};
 use super::Doc;
 use crate::codec;
-use crate::{DocError, OverflowError, ReplicaId};
+use crate::text::{LocalRun, TextWriter};
+use crate::{DocError, OverflowError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -49,9 +50,6 @@ use std::marker::PhantomData;
 /// ```
 pub struct Transaction<'d> {
     pub(super) doc: &'d mut Doc,
-    /// Buffers borrowed from the document for this transaction and handed
-    /// back, emptied, when it ends (so typing allocates none of them).
-    pub(super) scratch: Scratch,
     kinds: BTreeMap<(Path, String), Slot>,
     counters: BTreeMap<Path, (u64, u64)>,
     /// The origin given to [`crate::Doc::transact_with`].
@@ -63,8 +61,8 @@ pub struct Transaction<'d> {
     pub(super) restores: BTreeMap<usize, Vec<crate::Dot>>,
 }
 
-/// The reusable buffers of a transaction, kept by the document between
-/// transactions. Empty whenever no transaction is open.
+/// The reusable buffers of a transaction, kept by the document (so typing
+/// allocates none of them). Emptied when a transaction ends.
 #[derive(Default)]
 pub(crate) struct Scratch {
     pub(super) ops: Vec<Op>,
@@ -74,7 +72,13 @@ pub(crate) struct Scratch {
     /// scan beats a map).
     text_len: Vec<(Path, usize)>,
     /// Changes to ship, by value, in the order values were first touched.
-    changes: Vec<(Path, ValueDelta)>,
+    changes: Vec<(Path, Outgoing)>,
+    /// The runs of the text changes among `changes`.
+    runs: Vec<LocalRun>,
+    /// Writes those runs into the update (buffers kept between commits;
+    /// boxed so that moving the scratch in and out of the document is
+    /// cheap).
+    writer: Option<Box<TextWriter>>,
     /// Values touched, with their replica counter after the commit.
     touched: Vec<(Path, u64)>,
 }
@@ -85,6 +89,7 @@ impl Scratch {
         self.text.clear();
         self.text_len.clear();
         self.changes.clear();
+        self.runs.clear();
         self.touched.clear();
     }
 }
@@ -100,16 +105,14 @@ impl fmt::Debug for Scratch {
 impl fmt::Debug for Transaction<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Transaction")
-            .field("ops", &self.scratch.ops)
+            .field("ops", &self.doc.scratch.ops)
             .finish()
     }
 }
 
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        self.doc.scratch = scratch;
+        self.doc.scratch.clear();
     }
 }
 
@@ -119,10 +122,8 @@ const RECENT_PATHS: usize = 8;
 
 impl<'d> Transaction<'d> {
     pub(crate) fn new(doc: &'d mut Doc) -> Self {
-        let scratch = std::mem::take(&mut doc.scratch);
         Transaction {
             doc,
-            scratch,
             kinds: BTreeMap::new(),
             counters: BTreeMap::new(),
             tag: None,
@@ -148,7 +149,7 @@ impl<'d> Transaction<'d> {
 
     /// Whether nothing has been recorded.
     pub fn is_empty(&self) -> bool {
-        self.scratch.ops.is_empty()
+        self.doc.scratch.ops.is_empty()
     }
 
     /// `parent`'s child `key` of `kind` in `generation`: a path the document
@@ -179,7 +180,7 @@ impl<'d> Transaction<'d> {
     }
 
     fn set_slot(&mut self, map: &Path, key: &str, slot: Slot) {
-        self.scratch.ops.push(Op::SetKind {
+        self.doc.scratch.ops.push(Op::SetKind {
             map: map.clone(),
             key: key.to_string(),
             slot,
@@ -255,7 +256,7 @@ impl<'d> Transaction<'d> {
     }
 
     pub(super) fn text_len(&self, path: &Path) -> usize {
-        match self.scratch.text_len.iter().find(|(p, _)| p == path) {
+        match self.doc.scratch.text_len.iter().find(|(p, _)| p == path) {
             Some(&(_, n)) => n,
             None => match self.doc.values.get(path) {
                 Some(Value::Text(t)) => t.len(),
@@ -266,9 +267,15 @@ impl<'d> Transaction<'d> {
     }
 
     pub(super) fn set_text_len(&mut self, path: &Path, len: usize) {
-        match self.scratch.text_len.iter_mut().find(|(p, _)| p == path) {
+        match self
+            .doc
+            .scratch
+            .text_len
+            .iter_mut()
+            .find(|(p, _)| p == path)
+        {
             Some((_, n)) => *n = len,
-            None => self.scratch.text_len.push((path.clone(), len)),
+            None => self.doc.scratch.text_len.push((path.clone(), len)),
         }
     }
 
@@ -329,7 +336,9 @@ impl<'d> Transaction<'d> {
     /// update that changes nothing.
     pub fn commit(mut self) -> Vec<u8> {
         let doc = &mut *self.doc;
-        let sc = &mut self.scratch;
+        // Out of the document while ops are applied to it; put back below
+        // (and emptied when the transaction drops).
+        let mut sc = std::mem::take(&mut doc.scratch);
         let (tag, role) = (self.tag.take(), self.role);
         let mut restores = std::mem::take(&mut self.restores);
         let replica = doc.replica;
@@ -350,6 +359,19 @@ impl<'d> Transaction<'d> {
         let mut events: Vec<Event> = Vec::new();
         let text = std::mem::take(&mut sc.text);
         for (i, op) in sc.ops.drain(..).enumerate() {
+            // Text edits of a commit that records no undo step ship their
+            // runs without building a delta.
+            let op = if record.is_none() {
+                match apply_local_text(doc, op, &text, want_events, &mut sc.changes, &mut sc.runs) {
+                    Ok((path, change)) => {
+                        note(&mut sc.touched, &mut events, path, change);
+                        continue;
+                    }
+                    Err(op) => op,
+                }
+            } else {
+                op
+            };
             let pre = record.as_ref().map(|_| Pre::of(doc, &op));
             let Some((path, delta, change)) = apply_local(doc, op, &text, now, want_events) else {
                 continue;
@@ -357,40 +379,32 @@ impl<'d> Transaction<'d> {
             if let (Some(rec), Some(pre)) = (record.as_mut(), pre) {
                 rec.add(pre, &delta, restores.remove(&i));
             }
-            if let Some(change) = change {
-                events.push(Event {
-                    path: path.clone(),
-                    change,
-                    origin: Origin::Local,
-                    tag: None,
-                    version: Default::default(),
-                });
-            }
-            if !sc.touched.iter().any(|(p, _)| *p == path) {
-                sc.touched.push((path.clone(), 0));
-            }
             match (sc.changes.last_mut(), delta) {
-                (Some((p, ValueDelta::Text(prev))), ValueDelta::Text(d)) if *p == path => {
+                (Some((p, Outgoing::Delta(ValueDelta::Text(prev)))), ValueDelta::Text(d))
+                    if *p == path =>
+                {
                     prev.merge(&d)
                 }
-                (Some((p, ValueDelta::List(prev))), ValueDelta::List(d)) if *p == path => {
+                (Some((p, Outgoing::Delta(ValueDelta::List(prev)))), ValueDelta::List(d))
+                    if *p == path =>
+                {
                     prev.merge(d)
                 }
-                (_, delta) => sc.changes.push((path, delta)),
+                (_, delta) => sc.changes.push((path.clone(), Outgoing::Delta(delta))),
             }
+            note(&mut sc.touched, &mut events, path, change);
         }
-        sc.text = text;
         // The update, written once into the buffer that is returned: the
-        // same bytes `codec::encode(&UpdateBody { .. })` would produce, but
-        // with nothing cloned to build that body.
-        let mut out = codec::header::<UpdateBody>(64 + sc.text.len());
-        out = encode_field(&doc.version, out); // from
+        // bytes `codec::encode(&UpdateBody { .. })` would produce, with
+        // nothing cloned to build that body (`local_update.rs`).
+        let mut out = codec::header::<UpdateBody>(64 + text.len());
         if sc.changes.is_empty() {
-            out = encode_field(&doc.version, out); // to = from
-            out = encode_field(&sc.changes, out);
-            let none: &[super::update::TouchEntry] = &[];
-            return encode_field(none, out);
+            sc.text = text;
+            doc.scratch = sc;
+            local_update::empty(&mut out, &doc.version);
+            return out;
         }
+        local_update::version(&mut out, &doc.version); // from
         let counter = doc.version.increment(replica).counter;
         for (path, val) in sc.touched.iter_mut() {
             *val = doc.values.get(path).map_or(0, |v| v.version_of(replica));
@@ -403,16 +417,12 @@ impl<'d> Transaction<'d> {
                     .record(replica, counter, *val),
             }
         }
-        out = encode_field(&doc.version, out); // to
-        out = encode_field(&sc.changes, out);
-        out = encode_field(
-            &LocalTouches {
-                touched: &sc.touched,
-                replica,
-                counter,
-            },
-            out,
-        );
+        local_update::version(&mut out, &doc.version); // to
+        let writer = sc.writer.get_or_insert_with(Box::default);
+        local_update::changes(&mut out, &sc.changes, &sc.runs, &text, writer);
+        local_update::local_touches(&mut out, &sc.touched, replica, counter);
+        sc.text = text;
+        doc.scratch = sc;
         let tag = tag.or_else(|| role.tag());
         doc.observers.emit(&mut events, &tag, &doc.version);
         if let (Some(undo), Some(rec)) = (doc.undo.as_mut(), record) {
@@ -423,39 +433,25 @@ impl<'d> Transaction<'d> {
     }
 }
 
-/// Appends the postcard encoding of one field of an update to `out`. (A
-/// postcard struct is its fields back to back, so fields written one by one
-/// make the struct's encoding.)
-fn encode_field<T: Serialize + ?Sized>(value: &T, out: Vec<u8>) -> Vec<u8> {
-    // Serializing into a Vec only fails for a serde impl that reports an
-    // error, which no weft type has; such an update would then fail to
-    // decode with a typed error rather than panic here.
-    postcard::to_extend(value, out).unwrap_or_default()
-}
-
-/// The translation runs of one local transaction, serialized as the
-/// `touches` of an [`UpdateBody`] (one single-transaction run per value
-/// touched) without building them.
-struct LocalTouches<'a> {
-    touched: &'a [(Path, u64)],
-    replica: ReplicaId,
-    counter: u64,
-}
-
-impl Serialize for LocalTouches<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut seq = s.serialize_seq(Some(self.touched.len()))?;
-        for (path, val) in self.touched {
-            let run = Run {
-                doc: self.counter,
-                val: *val,
-                count: 1,
-                step: 0,
-            };
-            seq.serialize_element(&(path, self.replica, std::slice::from_ref(&run)))?;
-        }
-        seq.end()
+/// Files what one applied operation did: its value among those touched (in
+/// the order first touched) and its change for observers.
+fn note(
+    touched: &mut Vec<(Path, u64)>,
+    events: &mut Vec<Event>,
+    path: Path,
+    change: Option<Change>,
+) {
+    if let Some(change) = change {
+        events.push(Event {
+            path: path.clone(),
+            change,
+            origin: Origin::Local,
+            tag: None,
+            version: Default::default(),
+        });
+    }
+    if !touched.iter().any(|(p, _)| *p == path) {
+        touched.push((path, 0));
     }
 }
 
@@ -510,7 +506,7 @@ impl<'d> MapMut<'_, 'd> {
     pub fn put<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), DocError> {
         let path = self.tx.ensure(&self.path, key, Kind::Register)?;
         let bytes = encode_scalar(&path, value)?;
-        self.tx.scratch.ops.push(Op::Register { path, bytes });
+        self.tx.doc.scratch.ops.push(Op::Register { path, bytes });
         Ok(())
     }
 
@@ -523,7 +519,7 @@ impl<'d> MapMut<'_, 'd> {
     ) -> Result<(), DocError> {
         let path = self.tx.ensure(&self.path, key, Kind::MultiValue)?;
         let bytes = encode_scalar(&path, value)?;
-        self.tx.scratch.ops.push(Op::MultiValue { path, bytes });
+        self.tx.doc.scratch.ops.push(Op::MultiValue { path, bytes });
         Ok(())
     }
 
@@ -570,10 +566,10 @@ impl TextMut<'_, '_> {
             return Ok(());
         }
         self.tx.set_text_len(&self.path, len + s.chars().count());
-        let buf = &mut self.tx.scratch.text;
+        let buf = &mut self.tx.doc.scratch.text;
         let start = buf.len();
         buf.push_str(s);
-        self.tx.scratch.ops.push(Op::TextInsert {
+        self.tx.doc.scratch.ops.push(Op::TextInsert {
             path: self.path.clone(),
             index,
             text: start..buf.len(),
@@ -596,7 +592,7 @@ impl TextMut<'_, '_> {
             return Ok(());
         }
         self.tx.set_text_len(&self.path, len - (end - index));
-        self.tx.scratch.ops.push(Op::TextDelete {
+        self.tx.doc.scratch.ops.push(Op::TextDelete {
             path: self.path.clone(),
             index,
             len: n,
@@ -629,7 +625,7 @@ impl CounterMut<'_, '_> {
         let ni = i.checked_add(inc).ok_or(OverflowError).map_err(overflow)?;
         let nd = d.checked_add(dec).ok_or(OverflowError).map_err(overflow)?;
         self.tx.counters.insert(self.path.clone(), (ni, nd));
-        self.tx.scratch.ops.push(Op::Counter {
+        self.tx.doc.scratch.ops.push(Op::Counter {
             path: self.path.clone(),
             inc,
             dec,
@@ -665,7 +661,7 @@ impl<T: Serialize> SetMut<'_, '_, T> {
     /// Adds `value` (add wins over concurrent removes).
     pub fn add(&mut self, value: &T) -> Result<(), DocError> {
         let bytes = encode_scalar(&self.path, value)?;
-        self.tx.scratch.ops.push(Op::SetAdd {
+        self.tx.doc.scratch.ops.push(Op::SetAdd {
             path: self.path.clone(),
             bytes,
         });
@@ -675,7 +671,7 @@ impl<T: Serialize> SetMut<'_, '_, T> {
     /// Removes `value` as seen here.
     pub fn remove(&mut self, value: &T) -> Result<(), DocError> {
         let bytes = encode_scalar(&self.path, value)?;
-        self.tx.scratch.ops.push(Op::SetRemove {
+        self.tx.doc.scratch.ops.push(Op::SetRemove {
             path: self.path.clone(),
             bytes,
         });

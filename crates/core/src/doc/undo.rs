@@ -287,7 +287,7 @@ impl Doc {
         let (ops, restores) = group.record.inverse(self);
         let mut tx = Transaction::new(self);
         tx.role = role;
-        tx.scratch.ops.extend(ops);
+        tx.doc.scratch.ops.extend(ops);
         tx.restores = restores;
         Ok(Some(tx.commit()))
     }

@@ -34,6 +34,7 @@ mod delta;
 mod events;
 mod ids;
 mod integrate;
+mod local;
 mod position;
 mod rope;
 mod seq;
@@ -45,6 +46,7 @@ mod wire;
 
 pub use delta::TextDelta;
 pub use events::TextOp;
+pub(crate) use local::{LocalRun, TextWriter};
 pub use position::{Bias, StablePosition};
 pub(crate) use seq::PlanStep;
 pub use units::{LineCol, TextUnit};
@@ -94,6 +96,30 @@ pub struct Text {
     /// Reused buffer for the item ranges a delete run targets (kept empty
     /// between calls; saves an allocation per delete run).
     ranges: Vec<(u32, u32)>,
+}
+
+/// Where an insert went: its first id, length and origins.
+struct Placed {
+    id: Dot,
+    len: u64,
+    origin_left: Option<Dot>,
+    origin_right: Option<Dot>,
+}
+
+impl Placed {
+    /// The delta shipping the insert of `s`.
+    fn into_delta(self, s: &str) -> TextDelta {
+        TextDelta {
+            runs: vec![Run {
+                id: self.id,
+                op: RunOp::Insert {
+                    origin_left: self.origin_left,
+                    origin_right: self.origin_right,
+                    content: Content::Text(s.to_string()),
+                },
+            }],
+        }
+    }
 }
 
 impl Text {
@@ -164,9 +190,41 @@ impl Text {
     /// assert_eq!(t.to_string(), "hello world");
     /// ```
     pub fn insert(&mut self, replica: ReplicaId, index: usize, s: &str) -> TextDelta {
+        match self.place(replica, index, s) {
+            Some(placed) => placed.into_delta(s),
+            None => TextDelta::new(),
+        }
+    }
+
+    /// [`Text::insert`] for a transaction: the run goes to `runs` (extending
+    /// its last run at or after `from` if it continues it), its text being
+    /// `s` at byte `start` of the transaction's buffer.
+    pub(crate) fn insert_local(
+        &mut self,
+        replica: ReplicaId,
+        index: usize,
+        s: &str,
+        start: usize,
+        runs: &mut Vec<LocalRun>,
+        from: usize,
+    ) {
+        if let Some(p) = self.place(replica, index, s) {
+            let run = LocalRun::insert(
+                p.id,
+                p.len,
+                p.origin_left,
+                p.origin_right,
+                start..start + s.len(),
+            );
+            local::push(runs, from, run);
+        }
+    }
+
+    /// Inserts `s` before char `index` (clamped); `None` if `s` is empty.
+    fn place(&mut self, replica: ReplicaId, index: usize, s: &str) -> Option<Placed> {
         let n = s.chars().count();
         if n == 0 {
-            return TextDelta::new();
+            return None;
         }
         let n = u32::try_from(n)
             .ok()
@@ -179,13 +237,14 @@ impl Text {
         } else {
             self.tree.span_at(cursor).item + cursor.offset - 1
         };
-        self.insert_at(replica, cursor, left, index, s, n)
+        Some(self.insert_at(replica, cursor, left, index, s, n))
     }
 
     /// Inserts `s` (`n` chars, already checked to fit) as `replica` at
     /// `cursor` (visible index `index`), after item `left`: the op, the
-    /// document order, the visible text and the delta to ship. Shared by
-    /// [`Text::insert`] and the undo path's insert after a tombstone.
+    /// document order, the visible text; returns the run's id and origins.
+    /// Shared by [`Text::insert`] and the undo path's insert after a
+    /// tombstone.
     fn insert_at(
         &mut self,
         replica: ReplicaId,
@@ -194,7 +253,7 @@ impl Text {
         index: usize,
         s: &str,
         n: u32,
-    ) -> TextDelta {
+    ) -> Placed {
         let right = self.tree.item_after(cursor);
         let r = self.ids.replica(replica);
         let seq = self.ids.replicas[r as usize].next + 1;
@@ -210,15 +269,11 @@ impl Text {
             },
         );
         self.rope.insert(index, s);
-        TextDelta {
-            runs: vec![Run {
-                id: Dot::new(replica, seq),
-                op: RunOp::Insert {
-                    origin_left: self.ids.dot_opt(left),
-                    origin_right: self.ids.dot_cached(right),
-                    content: Content::Text(s.to_string()),
-                },
-            }],
+        Placed {
+            id: Dot::new(replica, seq),
+            len: u64::from(n),
+            origin_left: self.ids.dot_opt(left),
+            origin_right: self.ids.dot_cached(right),
         }
     }
 
@@ -232,11 +287,48 @@ impl Text {
     /// assert_eq!(t.to_string(), "hello");
     /// ```
     pub fn delete(&mut self, replica: ReplicaId, index: usize, len: usize) -> TextDelta {
+        let mut delta = TextDelta::new();
+        self.delete_with(replica, index, len, |id, target, len| {
+            delta.push(Run {
+                id,
+                op: RunOp::Delete {
+                    target,
+                    len,
+                    reversed: false,
+                },
+            })
+        });
+        delta
+    }
+
+    /// [`Text::delete`] for a transaction: the runs go to `runs` (extending
+    /// its last run at or after `from` where they continue it).
+    pub(crate) fn delete_local(
+        &mut self,
+        replica: ReplicaId,
+        index: usize,
+        len: usize,
+        runs: &mut Vec<LocalRun>,
+        from: usize,
+    ) {
+        self.delete_with(replica, index, len, |id, target, len| {
+            local::push(runs, from, LocalRun::delete(id, target, len))
+        });
+    }
+
+    /// Deletes `len` chars from `index` (both clamped) as `replica`, calling
+    /// `emit(id, target, len)` for each run of ops, in order.
+    fn delete_with(
+        &mut self,
+        replica: ReplicaId,
+        index: usize,
+        len: usize,
+        mut emit: impl FnMut(Dot, Dot, u64),
+    ) {
         let index = index.min(self.len());
         let mut remaining = len.min(self.len() - index);
-        let mut delta = TextDelta::new();
         if remaining == 0 {
-            return delta;
+            return;
         }
         let r = self.ids.replica(replica);
         let mut targets = Vec::new();
@@ -258,18 +350,10 @@ impl Text {
                     reversed: false,
                 };
                 self.ids.push_delete(r, seq, n, kind);
-                delta.push(Run {
-                    id: Dot::new(replica, seq),
-                    op: RunOp::Delete {
-                        target,
-                        len: u64::from(n),
-                        reversed: false,
-                    },
-                });
+                emit(Dot::new(replica, seq), target, u64::from(n));
             }
             remaining -= take as usize;
         }
-        delta
     }
 
     /// Applies `delta` like [`Crdt::apply`] and returns how the visible text

@@ -276,7 +276,9 @@ impl Text {
         if n == 0 || n >= NONE - self.ids.items() {
             return (TextDelta::new(), index);
         }
-        let delta = self.insert_at(replica, cursor, left, index, s, n);
+        let delta = self
+            .insert_at(replica, cursor, left, index, s, n)
+            .into_delta(s);
         (delta, index)
     }
 }

@@ -168,7 +168,7 @@ impl Encoder {
     }
 
     /// Bytes the encoder's buffers hold on to (their capacity).
-    fn retained_bytes(&self) -> usize {
+    pub(super) fn retained_bytes(&self) -> usize {
         use std::mem::size_of;
         self.content.capacity()
             + self.cols.iter().map(Vec::capacity).sum::<usize>()
@@ -178,7 +178,7 @@ impl Encoder {
     }
 
     /// Empties the encoder, keeping its buffers for the next blob.
-    fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.replicas.clear();
         self.index.clear();
         self.expected.clear();
@@ -313,11 +313,17 @@ impl Encoder {
     /// left spent, to be [`Encoder::reset`] before reuse.
     pub(super) fn finish_into(&mut self, groups: &[u64], out: &mut Vec<u8>) {
         debug_assert_eq!(groups.iter().sum::<u64>(), self.runs);
-        let meta_len: usize = self
-            .cols
-            .iter()
-            .map(|c| c.len() + varint_len(c.len() as u64))
-            .sum();
+        let meta_len = self.meta_len();
+        if let Some(len) = self.raw_len(groups, meta_len) {
+            if self.finish_raw(groups, len, meta_len, out) {
+                return;
+            }
+        }
+        self.finish_general(groups, meta_len, out);
+    }
+
+    /// [`Encoder::finish_into`] with each section compressed where it pays.
+    fn finish_general(&self, groups: &[u64], meta_len: usize, out: &mut Vec<u8>) {
         let meta_packed = (meta_len >= COMPRESS_MIN).then(|| {
             let mut meta = Vec::with_capacity(meta_len);
             for col in &self.cols {
@@ -373,6 +379,131 @@ impl Encoder {
     }
 }
 
+impl Encoder {
+    /// Bytes of the metadata section, uncompressed: each column's length
+    /// and bytes.
+    fn meta_len(&self) -> usize {
+        self.cols
+            .iter()
+            .map(|c| c.len() + varint_len(c.len() as u64))
+            .sum()
+    }
+
+    /// Appends the blob as a length-prefixed byte string (what serde's
+    /// `serialize_bytes` writes through postcard): straight into `out` when
+    /// it is small, else built in `scratch` first to learn its length.
+    pub(super) fn finish_prefixed(&self, groups: &[u64], out: &mut Vec<u8>, scratch: &mut Vec<u8>) {
+        let meta_len = self.meta_len();
+        if let Some(len) = self.raw_len(groups, meta_len) {
+            let start = out.len();
+            put(out, len as u64);
+            if self.finish_raw(groups, len, meta_len, out) {
+                return;
+            }
+            out.truncate(start);
+        }
+        scratch.clear();
+        self.finish_general(groups, meta_len, scratch);
+        put(out, scratch.len() as u64);
+        out.extend_from_slice(scratch);
+    }
+
+    /// The exact length of the blob, if both sections are too short to be
+    /// considered for compression (every local edit's delta): then it is
+    /// written by [`Encoder::finish_raw`].
+    fn raw_len(&self, groups: &[u64], meta_len: usize) -> Option<usize> {
+        let content = self.content.len();
+        if meta_len >= COMPRESS_MIN || content >= COMPRESS_MIN {
+            return None;
+        }
+        let ids: usize = self.replicas.iter().map(|r| varint_len(r.get())).sum();
+        let counts: usize = groups.iter().map(|&g| varint_len(g)).sum();
+        Some(
+            1 + varint_len(self.replicas.len() as u64)
+                + ids
+                + counts
+                + varint_len(meta_len as u64)
+                + meta_len
+                + varint_len(content as u64)
+                + content,
+        )
+    }
+
+    /// Appends the uncompressed blob of `len` bytes (from
+    /// [`Encoder::raw_len`]): the layout of [`Encoder::finish_into`] with no
+    /// section deflated, written into a slice grown once. Returns false
+    /// (`out` untouched) if the blob would not be exactly `len` bytes, which
+    /// would be a bug of [`Encoder::raw_len`] (debug builds panic on it).
+    fn finish_raw(&self, groups: &[u64], len: usize, meta_len: usize, out: &mut Vec<u8>) -> bool {
+        let start = out.len();
+        out.resize(start + len, 0);
+        let mut w = SliceWriter {
+            buf: &mut out[start..],
+            at: 0,
+        };
+        w.byte(0);
+        w.varint(self.replicas.len() as u64);
+        for r in &self.replicas {
+            w.varint(r.get());
+        }
+        for &g in groups {
+            w.varint(g);
+        }
+        w.varint(meta_len as u64);
+        for col in &self.cols {
+            w.varint(col.len() as u64);
+            w.bytes(col);
+        }
+        w.varint(self.content.len() as u64);
+        w.bytes(&self.content);
+        let exact = w.at == len;
+        debug_assert!(exact, "raw_len and finish_raw disagree");
+        if !exact {
+            out.truncate(start);
+        }
+        exact
+    }
+}
+
+/// Writes into a slice sized beforehand (no capacity check per byte).
+/// Bytes past its end are dropped and counted, never a panic: the caller
+/// compares `at` with the size it expected.
+struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl SliceWriter<'_> {
+    fn byte(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.at) {
+            *slot = b;
+        }
+        self.at += 1;
+    }
+
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.byte(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        if bytes.len() <= 16 {
+            for &b in bytes {
+                self.byte(b);
+            }
+        } else {
+            let end = self.at + bytes.len();
+            if let Some(dst) = self.buf.get_mut(self.at..end) {
+                dst.copy_from_slice(bytes);
+            }
+            self.at = end;
+        }
+    }
+}
+
 /// The DEFLATE form of `raw`, if it pays.
 fn deflate_if_smaller(raw: &[u8]) -> Option<Vec<u8>> {
     let packed = miniz_oxide::deflate::compress_to_vec(raw, 6);
@@ -381,7 +512,13 @@ fn deflate_if_smaller(raw: &[u8]) -> Option<Vec<u8>> {
 
 /// Bytes [`put`] writes for `v`.
 fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+    // Column lengths and ids are mostly small: answer those without the
+    // division.
+    match v {
+        0..0x80 => 1,
+        0x80..0x4000 => 2,
+        _ => (64 - v.leading_zeros() as usize).div_ceil(7),
+    }
 }
 
 /// A cursor over untrusted bytes.
