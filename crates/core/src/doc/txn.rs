@@ -50,15 +50,18 @@ use std::marker::PhantomData;
 /// ```
 pub struct Transaction<'d> {
     pub(super) doc: &'d mut Doc,
-    kinds: BTreeMap<(Path, String), Slot>,
-    counters: BTreeMap<Path, (u64, u64)>,
+    /// Kinds of keys set by this transaction (`None` until one is: most
+    /// transactions set none, and an absent map costs nothing to drop).
+    kinds: Option<BTreeMap<(Path, String), Slot>>,
+    /// Counter contributions as of this transaction's increments.
+    counters: Option<BTreeMap<Path, (u64, u64)>>,
     /// The origin given to [`crate::Doc::transact_with`].
     tag: Option<OriginTag>,
     /// Whether this is an ordinary edit, an undo or a redo.
     pub(super) role: Role,
     /// For undo and redo: the index of each op that re-inserts deleted
     /// elements, with the ids of the elements it restores.
-    pub(super) restores: BTreeMap<usize, Vec<crate::Dot>>,
+    pub(super) restores: Option<BTreeMap<usize, Vec<crate::Dot>>>,
 }
 
 /// The reusable buffers of a transaction, kept by the document (so typing
@@ -124,11 +127,11 @@ impl<'d> Transaction<'d> {
     pub(crate) fn new(doc: &'d mut Doc) -> Self {
         Transaction {
             doc,
-            kinds: BTreeMap::new(),
-            counters: BTreeMap::new(),
+            kinds: None,
+            counters: None,
             tag: None,
             role: Role::Edit,
-            restores: BTreeMap::new(),
+            restores: None,
         }
     }
 
@@ -171,8 +174,8 @@ impl<'d> Transaction<'d> {
     }
 
     fn slot_now(&self, map: &Path, key: &str) -> Option<Slot> {
-        if !self.kinds.is_empty() {
-            if let Some(s) = self.kinds.get(&(map.clone(), key.to_string())) {
+        if let Some(kinds) = &self.kinds {
+            if let Some(s) = kinds.get(&(map.clone(), key.to_string())) {
                 return Some(*s);
             }
         }
@@ -185,7 +188,9 @@ impl<'d> Transaction<'d> {
             key: key.to_string(),
             slot,
         });
-        self.kinds.insert((map.clone(), key.to_string()), slot);
+        self.kinds
+            .get_or_insert_with(BTreeMap::new)
+            .insert((map.clone(), key.to_string()), slot);
     }
 
     /// Makes `key` in `map` hold `kind` (creating it if absent).
@@ -280,7 +285,7 @@ impl<'d> Transaction<'d> {
     }
 
     fn counter_contribution(&self, path: &Path) -> (u64, u64) {
-        match self.counters.get(path) {
+        match self.counters.as_ref().and_then(|c| c.get(path)) {
             Some(&c) => c,
             None => match self.doc.values.get(path) {
                 Some(Value::Counter(c)) => c.contribution(self.doc.replica),
@@ -340,7 +345,7 @@ impl<'d> Transaction<'d> {
         // (and emptied when the transaction drops).
         let mut sc = std::mem::take(&mut doc.scratch);
         let (tag, role) = (self.tag.take(), self.role);
-        let mut restores = std::mem::take(&mut self.restores);
+        let mut restores = self.restores.take();
         let replica = doc.replica;
         let mut record = doc
             .undo
@@ -377,7 +382,7 @@ impl<'d> Transaction<'d> {
                 continue;
             };
             if let (Some(rec), Some(pre)) = (record.as_mut(), pre) {
-                rec.add(pre, &delta, restores.remove(&i));
+                rec.add(pre, &delta, restores.as_mut().and_then(|r| r.remove(&i)));
             }
             match (sc.changes.last_mut(), delta) {
                 (Some((p, Outgoing::Delta(ValueDelta::Text(prev)))), ValueDelta::Text(d))
@@ -423,8 +428,10 @@ impl<'d> Transaction<'d> {
         local_update::local_touches(&mut out, &sc.touched, replica, counter);
         sc.text = text;
         doc.scratch = sc;
-        let tag = tag.or_else(|| role.tag());
-        doc.observers.emit(&mut events, &tag, &doc.version);
+        if !events.is_empty() {
+            let tag = tag.or_else(|| role.tag());
+            doc.observers.emit(&mut events, &tag, &doc.version);
+        }
         if let (Some(undo), Some(rec)) = (doc.undo.as_mut(), record) {
             undo.push(rec, role, now);
         }
@@ -624,7 +631,10 @@ impl CounterMut<'_, '_> {
         };
         let ni = i.checked_add(inc).ok_or(OverflowError).map_err(overflow)?;
         let nd = d.checked_add(dec).ok_or(OverflowError).map_err(overflow)?;
-        self.tx.counters.insert(self.path.clone(), (ni, nd));
+        self.tx
+            .counters
+            .get_or_insert_with(BTreeMap::new)
+            .insert(self.path.clone(), (ni, nd));
         self.tx.doc.scratch.ops.push(Op::Counter {
             path: self.path.clone(),
             inc,

@@ -288,7 +288,7 @@ impl Doc {
         let mut tx = Transaction::new(self);
         tx.role = role;
         tx.doc.scratch.ops.extend(ops);
-        tx.restores = restores;
+        tx.restores = Some(restores);
         Ok(Some(tx.commit()))
     }
 }
