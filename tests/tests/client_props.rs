@@ -133,18 +133,30 @@ fn cases() -> u32 {
         .unwrap_or(16)
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
-
-    #[test]
-    fn random_schedules_of_edits_and_faults_converge(
-        steps in prop::collection::vec(step(), 5..40)
-    ) {
+/// Run through a `TestRunner` built here rather than `proptest!`: the macro
+/// lets `PROPTEST_CASES` override an explicit case count, and CI sets it to
+/// 1,000 for the in-memory property tests (this one then took two minutes).
+#[test]
+fn random_schedules_of_edits_and_faults_converge() {
+    let config = ProptestConfig {
+        cases: cases(),
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        source_file: Some(file!()),
+        test_name: Some("random_schedules_of_edits_and_faults_converge"),
+        ..ProptestConfig::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let result = runner.run(&prop::collection::vec(step(), 5..40), |steps| {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        runtime.block_on(run(steps))?;
+        runtime.block_on(run(steps))
+    });
+    if let Err(e) = result {
+        panic!("{e}\n{runner}");
     }
 }

@@ -22,7 +22,9 @@
 //! in chunks with a visible-length index; `ids.rs` maps op ids to local item
 //! ids and keeps the op log (content in one append-only buffer); `apply.rs`
 //! applies and buffers remote runs, `integrate.rs` places them; the visible
-//! text lives in `rope.rs`, indexed by chars, UTF-16 units and bytes.
+//! text lives in `rope.rs`, indexed by chars, UTF-16 units and bytes;
+//! `local.rs` keeps a document transaction's own runs until its update is
+//! encoded (no [`TextDelta`] per keystroke).
 //!
 //! Invariant: the visible text is a function of the set of applied ops alone;
 //! ops whose dependencies (origins, delete targets, the replica's earlier
@@ -96,6 +98,9 @@ pub struct Text {
     /// Reused buffer for the item ranges a delete run targets (kept empty
     /// between calls; saves an allocation per delete run).
     ranges: Vec<(u32, u32)>,
+    /// Reused buffer for the op ids a local delete targets (kept empty
+    /// between calls; saves an allocation per delete).
+    targets: Vec<(Dot, u32)>,
 }
 
 /// Where an insert went: its first id, length and origins.
@@ -331,7 +336,7 @@ impl Text {
             return;
         }
         let r = self.ids.replica(replica);
-        let mut targets = Vec::new();
+        let mut targets = std::mem::take(&mut self.targets);
         while remaining > 0 {
             let c = self.tree.find_visible_hinted(index as u64);
             let s = *self.tree.span_at(c);
@@ -354,6 +359,8 @@ impl Text {
             }
             remaining -= take as usize;
         }
+        targets.clear();
+        self.targets = targets;
     }
 
     /// Applies `delta` like [`Crdt::apply`] and returns how the visible text
