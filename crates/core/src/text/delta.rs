@@ -19,6 +19,7 @@ use super::wire::{self, OpRef, RunRef};
 use crate::codec::{kind, Encode};
 use crate::Dot;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 /// A change to a [`crate::Text`]: what local edits return and
 /// [`crate::Crdt::apply`] accepts.
@@ -36,7 +37,8 @@ use serde::{Deserialize, Serialize};
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TextDelta {
-    pub(super) runs: Vec<Run>,
+    /// Inline for one run (what a keystroke returns).
+    pub(super) runs: SmallVec<[Run; 1]>,
 }
 
 /// One run of consecutive ops of one replica.
@@ -207,7 +209,7 @@ impl TextDelta {
         text: &str,
     ) -> TextDelta {
         TextDelta {
-            runs: vec![Run {
+            runs: smallvec::smallvec![Run {
                 id,
                 op: RunOp::Insert {
                     origin_left,
@@ -313,7 +315,7 @@ impl<'de> Deserialize<'de> for TextDelta {
                 runs.push(run.to_run());
                 Ok(())
             })?;
-            Ok(TextDelta { runs })
+            Ok(TextDelta { runs: runs.into() })
         }))
     }
 }

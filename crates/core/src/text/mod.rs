@@ -115,7 +115,7 @@ impl Placed {
     /// The delta shipping the insert of `s`.
     fn into_delta(self, s: &str) -> TextDelta {
         TextDelta {
-            runs: vec![Run {
+            runs: smallvec::smallvec![Run {
                 id: self.id,
                 op: RunOp::Insert {
                     origin_left: self.origin_left,
