@@ -70,6 +70,16 @@ pub(crate) fn header<T: Encode>(capacity: usize) -> Vec<u8> {
     out
 }
 
+/// Appends `v` as an unsigned LEB128 varint (postcard's integer encoding;
+/// also the text columns' own).
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
 /// Decodes a value written by [`encode`], with the default size limit.
 pub fn decode<T: Encode>(bytes: &[u8]) -> Result<T, DecodeError> {
     decode_with_limit(bytes, DEFAULT_MAX_BYTES)

@@ -10,8 +10,8 @@
 //! body, so the two cannot drift apart.
 
 use super::path::Path;
-use super::touches::Run;
 use super::value::ValueDelta;
+use crate::codec::put_varint as put;
 use crate::text::{LocalRun, TextWriter};
 use crate::{ReplicaId, VersionVector};
 use std::ops::Range;
@@ -27,15 +27,6 @@ pub(super) enum Outgoing {
 
 /// `ValueDelta::Text`'s variant index (declaration order; checked by a test).
 const TEXT_VARIANT: u64 = 4;
-
-/// Appends `v` as a postcard varint.
-pub(super) fn put(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
 
 /// Appends a version vector (`UpdateBody::from` / `to`).
 pub(super) fn version(out: &mut Vec<u8>, v: &VersionVector) {
@@ -97,14 +88,9 @@ pub(super) fn local_touches(
     for (p, val) in touched {
         path(out, p);
         put(out, replica.get());
-        let run = Run {
-            doc: counter,
-            val: *val,
-            count: 1,
-            step: 0,
-        };
+        // One `touches::Run { doc: counter, val, count: 1, step: 0 }`.
         put(out, 1);
-        for field in [run.doc, run.val, run.count, run.step] {
+        for field in [counter, *val, 1, 0] {
             put(out, field);
         }
     }

@@ -15,6 +15,7 @@
 //! `u32::MAX` ops, no id range overflows `u64`, every column and the content
 //! are consumed exactly, decompressed sizes match what the blob declares.
 
+use crate::codec::put_varint as put;
 use crate::{DecodeError, Dot, ReplicaId};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -108,14 +109,6 @@ pub(super) fn zigzag(d: u64) -> u64 {
 
 pub(super) fn unzigzag(z: u64) -> u64 {
     ((z >> 1) as i64 ^ -((z & 1) as i64)) as u64
-}
-
-pub(super) fn put(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 /// Writes runs into columns.
